@@ -1,0 +1,64 @@
+import { IrisError } from '../errors.js';
+
+/**
+ * The KV cache as a pool of fixed-size pages owned by the engine: per layer one
+ * Float32Array [numPages, pageSize, kvHeads*headDim] for K and one for V, fed to
+ * the graph as ordinary inputs (ONNX Runtime reads them in place). Page 0 is a
+ * never-allocated null page that pads block tables.
+ */
+export class KvPagePool {
+  readonly k: Float32Array[];
+  readonly v: Float32Array[];
+  private readonly free: number[] = [];
+
+  constructor(
+    readonly numLayers: number,
+    readonly numPages: number,
+    readonly pageSize: number,
+    readonly width: number,
+  ) {
+    const n = numPages * pageSize * width;
+    this.k = Array.from({ length: numLayers }, () => new Float32Array(n));
+    this.v = Array.from({ length: numLayers }, () => new Float32Array(n));
+    for (let p = numPages - 1; p >= 1; p--) this.free.push(p);
+  }
+
+  get freePages(): number {
+    return this.free.length;
+  }
+
+  get usablePages(): number {
+    return this.numPages - 1;
+  }
+
+  pagesFor(tokens: number): number {
+    return Math.ceil(tokens / this.pageSize);
+  }
+
+  /** Takes `n` pages, or throws when the pool is exhausted (callers check freePages first). */
+  alloc(n: number): number[] {
+    if (n > this.free.length) throw new IrisError(`KV cache exhausted: need ${n} pages, ${this.free.length} free`, { status: 503, type: 'ServiceUnavailableError' });
+    return this.free.splice(this.free.length - n, n);
+  }
+
+  release(pages: number[]): void {
+    for (const p of pages) this.free.push(p);
+  }
+
+  /**
+   * Copies `count` new tokens' K/V rows (from a graph output [B, S, width],
+   * sequence `b`) into the sequence's pages at token positions start.. .
+   */
+  write(layer: number, kNew: Float32Array, vNew: Float32Array, S: number, b: number, count: number, pages: number[], start: number): void {
+    const W = this.width;
+    const kDst = this.k[layer]!;
+    const vDst = this.v[layer]!;
+    for (let s = 0; s < count; s++) {
+      const posIdx = start + s;
+      const slot = pages[Math.floor(posIdx / this.pageSize)]! * this.pageSize + (posIdx % this.pageSize);
+      const src = (b * S + s) * W;
+      kDst.set(kNew.subarray(src, src + W), slot * W);
+      vDst.set(vNew.subarray(src, src + W), slot * W);
+    }
+  }
+}

@@ -1,0 +1,32 @@
+import { KvPagePool } from '../engine/kvPool.js';
+import { ModelConfig } from './config.js';
+import { GridThw } from './visionLayout.js';
+
+export interface ImageInput {
+  /** [patches, C*T*P*P] as the processor produced it. */
+  pixelValues: Float32Array;
+  grid: GridThw;
+}
+
+/** One sequence's share of a forward pass: its new tokens on top of its cached past. */
+export interface ForwardSeq {
+  ids: ArrayLike<number>;
+  /** [3][ids.length], axis-major (t, h, w) positions of the new tokens. */
+  positions: Int32Array;
+  /** Per new token, the row of `extraEmbeds` replacing its embedding, or -1. */
+  embedRows?: Int32Array;
+  /** Pages holding the past and room for the new tokens. */
+  pages: number[];
+  pastLen: number;
+}
+
+/** What the engine needs from a vision-language architecture. */
+export interface VisionLanguageModel {
+  readonly config: ModelConfig;
+  readonly pageSize: number;
+  /** Image embeddings in the text width, one [tokens, hidden] array per image. */
+  encodeImages(images: ImageInput[]): Promise<Float32Array[]>;
+  /** Runs the decoder; writes new K/V into the pool; returns last-token logits [B, vocab]. */
+  forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool): Promise<Float32Array>;
+  release(): Promise<void>;
+}

@@ -1,0 +1,87 @@
+import { GraphBuilder } from '../runtime/onnx/graph.js';
+import { DataType } from '../runtime/onnx/model.js';
+import { SessionWeights, WeightStore } from '../runtime/weights.js';
+import { TextConfig } from './config.js';
+import { LayerCtx, applyRotary, gatedMlp, linear, rmsNorm } from './layers.js';
+
+export const TEXT_INPUTS = {
+  ids: 'input_ids',
+  extraEmbeds: 'extra_embeds',
+  embedSelect: 'embed_select',
+  cos: 'rope_cos',
+  sin: 'rope_sin',
+  blockTable: 'block_table',
+  mask: 'attn_mask',
+  lastIndex: 'last_index',
+  kCache: (i: number) => `k_cache_${i}`,
+  vCache: (i: number) => `v_cache_${i}`,
+  kNew: (i: number) => `k_new_${i}`,
+  vNew: (i: number) => `v_new_${i}`,
+  logits: 'logits',
+} as const;
+
+/**
+ * The Qwen2 decoder as one graph for prefill and decode alike: B sequences of S
+ * new tokens each (padded), attending to their past through the engine's KV
+ * page pool (gathered by block table) and to themselves. Outputs the logits of
+ * each sequence's last new token and the new tokens' rotated K and V, which the
+ * engine writes into its pages.
+ */
+export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix: string, pageSize: number): { g: GraphBuilder; w: SessionWeights } {
+  const g = new GraphBuilder('text');
+  const w = new SessionWeights(store, g);
+  const ctx: LayerCtx = { g, w };
+  const { hiddenSize: Hd, numHeads: H, numKvHeads: KV, headDim: D } = cfg;
+  const rep = H / KV;
+  const I = TEXT_INPUTS;
+
+  const ids = g.input(I.ids, DataType.INT64, ['batch', 'new']);
+  const extra = g.input(I.extraEmbeds, DataType.FLOAT, ['extra', Hd]);
+  const select = g.input(I.embedSelect, DataType.INT64, ['tokens']);
+  const cos = g.input(I.cos, DataType.FLOAT, ['batch', 1, 'new', D]);
+  const sin = g.input(I.sin, DataType.FLOAT, ['batch', 1, 'new', D]);
+  const blockTable = g.input(I.blockTable, DataType.INT64, ['batch', 'pages']);
+  const mask = g.input(I.mask, DataType.FLOAT, ['batch', 1, 1, 'new', 'keys']);
+  const lastIndex = g.input(I.lastIndex, DataType.INT64, ['batch']);
+
+  // Token embeddings, with image embeddings substituted at their positions.
+  const embedW = w.weight(`${prefix}.embed_tokens.weight`, [cfg.vocabSize, Hd]);
+  const tokenEmb = g.reshape(g.gather(embedW, ids, 0), [-1, Hd]);
+  const merged = g.gather(g.concat([tokenEmb, extra], 0), select, 0);
+  let x = g.reshapeDyn(merged, g.concat([g.shape(ids), g.constInt64([Hd])], 0));
+
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `${prefix}.layers.${i}`;
+    const kCache = g.input(I.kCache(i), DataType.FLOAT, ['pool_pages', pageSize, KV * D]);
+    const vCache = g.input(I.vCache(i), DataType.FLOAT, ['pool_pages', pageSize, KV * D]);
+    x = g.withScope(`layer${i}`, () => {
+      const h = rmsNorm(ctx, x, `${p}.input_layernorm.weight`, Hd, cfg.rmsNormEps);
+      const heads = (y: string, n: number) => g.transpose(g.reshape(y, [0, 0, n, D]), [0, 2, 1, 3]);
+      const q = applyRotary(g, heads(linear(ctx, h, `${p}.self_attn.q_proj`, Hd, H * D, true), H), cos, sin, D);
+      const k = applyRotary(g, heads(linear(ctx, h, `${p}.self_attn.k_proj`, Hd, KV * D, true), KV), cos, sin, D);
+      const vFlat = linear(ctx, h, `${p}.self_attn.v_proj`, Hd, KV * D, true);
+      const v = heads(vFlat, KV);
+      g.output(g.reshape(g.transpose(k, [0, 2, 1, 3]), [0, 0, KV * D]), I.kNew(i), DataType.FLOAT, ['batch', 'new', KV * D]);
+      g.output(vFlat, I.vNew(i), DataType.FLOAT, ['batch', 'new', KV * D]);
+
+      // Past keys/values: [B, pages, page, KV*D] -> [B, KV, T, D], then the new ones appended.
+      const past = (cache: string) => g.transpose(g.reshape(g.gather(cache, blockTable, 0), [0, -1, KV, D]), [0, 2, 1, 3]);
+      const kAll = g.reshape(g.concat([past(kCache), k], 2), [0, KV, 1, -1, D]);
+      const vAll = g.reshape(g.concat([past(vCache), v], 2), [0, KV, 1, -1, D]);
+      // Query heads grouped by the KV head they share: [B, KV, rep, S, D].
+      const qg = g.reshape(q, [0, KV, rep, -1, D]);
+      const scores = g.mul(g.matmul(qg, g.transpose(kAll, [0, 1, 2, 4, 3])), g.scalarFloat(1 / Math.sqrt(D)));
+      const attn = g.matmul(g.softmax(g.add(scores, mask), -1), vAll);
+      const o = g.reshape(g.transpose(g.reshape(attn, [0, H, -1, D]), [0, 2, 1, 3]), [0, 0, H * D]);
+      const x1 = g.add(x, linear(ctx, o, `${p}.self_attn.o_proj`, H * D, Hd, false));
+      const h2 = rmsNorm(ctx, x1, `${p}.post_attention_layernorm.weight`, Hd, cfg.rmsNormEps);
+      return g.add(x1, gatedMlp(ctx, h2, `${p}.mlp`, Hd, cfg.intermediateSize, 'silu', false));
+    });
+  }
+
+  const last = g.gather(g.reshape(x, [-1, Hd]), lastIndex, 0);
+  const normed = rmsNorm(ctx, last, `${prefix}.norm.weight`, Hd, cfg.rmsNormEps);
+  const headW = cfg.tieWordEmbeddings ? embedW : w.weight('lm_head.weight', [cfg.vocabSize, Hd]);
+  g.output(g.linearNoBias(normed, headW), I.logits, DataType.FLOAT, ['batch', cfg.vocabSize]);
+  return { g, w };
+}

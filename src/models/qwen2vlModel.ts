@@ -1,0 +1,173 @@
+import { KvPagePool } from '../engine/kvPool.js';
+import { GraphSession, RuntimeOptions, i64 } from '../runtime/session.js';
+import { WeightStore } from '../runtime/weights.js';
+import { ModelConfig } from './config.js';
+import { ForwardSeq, ImageInput, VisionLanguageModel } from './model.js';
+import { mropeAxes, textInvFreq, writeRopeRows } from './mrope.js';
+import { qwen2_5_vlVision } from './qwen2_5_vl.js';
+import { qwen2_vlVision } from './qwen2_vl.js';
+import { TEXT_INPUTS, buildQwen2TextGraph } from './qwen2Text.js';
+import { VISION_INPUTS, buildQwenVisionGraph } from './qwenVision.js';
+import { buildVisionLayout } from './visionLayout.js';
+
+const MASK_MIN = -3.4028234663852886e38;
+
+/** Released checkpoints use `model.*` / `visual.*`; newer transformers save `model.language_model.*` / `model.visual.*`. */
+function weightPrefixes(store: WeightStore): { text: string; vision: string } {
+  if (store.has('model.language_model.embed_tokens.weight')) return { text: 'model.language_model', vision: 'model.visual' };
+  return { text: 'model', vision: 'visual' };
+}
+
+/** Qwen2-VL and Qwen2.5-VL: a vision tower and a Qwen2 decoder with M-RoPE. */
+export class Qwen2VLModel implements VisionLanguageModel {
+  private readonly invFreq: Float32Array;
+  private readonly axes: Uint8Array;
+
+  private constructor(
+    readonly config: ModelConfig,
+    readonly pageSize: number,
+    private readonly vision: GraphSession,
+    private readonly text: GraphSession,
+    readonly weightBytes: number,
+  ) {
+    this.invFreq = textInvFreq(config.text);
+    this.axes = mropeAxes(config.text);
+  }
+
+  static async load(store: WeightStore, config: ModelConfig, opts: RuntimeOptions & { pageSize?: number; onProgress?: (what: string) => void } = {}): Promise<Qwen2VLModel> {
+    const pageSize = opts.pageSize ?? 16;
+    const prefixes = weightPrefixes(store);
+    const spec = config.vision.kind === 'qwen2_5_vl' ? qwen2_5_vlVision : qwen2_vlVision;
+    const v = buildQwenVisionGraph(store, config.vision, spec, prefixes.vision);
+    const t = buildQwen2TextGraph(store, config.text, prefixes.text, pageSize);
+    opts.onProgress?.('vision tower');
+    const vision = await GraphSession.create(v.g, v.w, opts);
+    opts.onProgress?.('language model');
+    const text = await GraphSession.create(t.g, t.w, opts);
+    return new Qwen2VLModel(config, pageSize, vision, text, v.w.bytes + t.w.bytes);
+  }
+
+  async encodeImages(images: ImageInput[]): Promise<Float32Array[]> {
+    if (images.length === 0) return [];
+    const vc = this.config.vision;
+    const layout = buildVisionLayout(images.map((i) => i.grid), vc);
+    const patchDim = vc.inChannels * vc.temporalPatchSize * vc.patchSize * vc.patchSize;
+    // Concatenate the images' patches and put them in the graph's (window) order.
+    const all = new Float32Array(layout.numPatches * patchDim);
+    let off = 0;
+    for (const img of images) {
+      all.set(img.pixelValues, off);
+      off += img.pixelValues.length;
+    }
+    const pixels = new Float32Array(all.length);
+    for (let k = 0; k < layout.numPatches; k++) {
+      const src = layout.patchOrder[k]! * patchDim;
+      pixels.set(all.subarray(src, src + patchDim), k * patchDim);
+    }
+    const D = vc.hiddenSize / vc.numHeads;
+    const I = VISION_INPUTS;
+    const feeds: Parameters<GraphSession['run']>[0] = {
+      [I.pixels]: { data: pixels, dims: [layout.numPatches, patchDim] },
+      [I.cos]: { data: layout.cos, dims: [layout.numPatches, 1, D] },
+      [I.sin]: { data: layout.sin, dims: [layout.numPatches, 1, D] },
+      [I.fullGather]: { data: layout.full.gather, dims: [layout.full.numSegments, layout.full.maxLen] },
+      [I.fullMask]: { data: layout.full.mask, dims: [layout.full.numSegments, 1, 1, layout.full.maxLen] },
+      [I.fullUngather]: { data: layout.full.ungather, dims: [layout.numPatches] },
+    };
+    if (layout.window && vc.kind === 'qwen2_5_vl' && vc.fullAttBlockIndexes.length < vc.depth) {
+      const wseg = layout.window;
+      feeds[I.winGather] = { data: wseg.gather, dims: [wseg.numSegments, wseg.maxLen] };
+      feeds[I.winMask] = { data: wseg.mask, dims: [wseg.numSegments, 1, 1, wseg.maxLen] };
+      feeds[I.winUngather] = { data: wseg.ungather, dims: [layout.numPatches] };
+    }
+    const out = (await this.vision.run(feeds))[I.output]!.data;
+    // Back to the images' own order, then split per image.
+    const Hd = vc.outHiddenSize;
+    const unit = vc.spatialMergeSize * vc.spatialMergeSize;
+    const result: Float32Array[] = [];
+    let u = 0;
+    for (const img of images) {
+      const n = (img.grid[0] * img.grid[1] * img.grid[2]) / unit;
+      const emb = new Float32Array(n * Hd);
+      for (let j = 0; j < n; j++) {
+        const r = layout.restore[u + j]!;
+        emb.set(out.subarray(r * Hd, (r + 1) * Hd), j * Hd);
+      }
+      result.push(emb);
+      u += n;
+    }
+    return result;
+  }
+
+  async forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool): Promise<Float32Array> {
+    const tc = this.config.text;
+    const B = seqs.length;
+    const S = Math.max(...seqs.map((s) => s.ids.length));
+    const D = tc.headDim;
+    const Hd = tc.hiddenSize;
+    const P = Math.max(1, ...seqs.map((s) => Math.ceil(s.pastLen / this.pageSize)));
+    const T = P * this.pageSize + S;
+
+    const ids = new BigInt64Array(B * S);
+    const select = new BigInt64Array(B * S);
+    const cos = new Float32Array(B * S * D);
+    const sin = new Float32Array(B * S * D);
+    const blockTable = new BigInt64Array(B * P);
+    const mask = new Float32Array(B * S * T).fill(MASK_MIN);
+    const lastIndex = new BigInt64Array(B);
+    const extraRows = extraEmbeds.length / Hd;
+
+    seqs.forEach((seq, b) => {
+      const n = seq.ids.length;
+      for (let s = 0; s < S; s++) {
+        const idx = b * S + s;
+        ids[idx] = BigInt(s < n ? seq.ids[s]! : 0);
+        const row = s < n && seq.embedRows ? seq.embedRows[s]! : -1;
+        select[idx] = BigInt(row >= 0 ? B * S + row : idx);
+      }
+      writeRopeRows(this.invFreq, this.axes, (t, a) => seq.positions[a * n + t]!, n, cos, sin, b * S);
+      const pastPages = Math.ceil(seq.pastLen / this.pageSize);
+      for (let p = 0; p < pastPages; p++) blockTable[b * P + p] = BigInt(seq.pages[p]!);
+      for (let s = 0; s < S; s++) {
+        // Padding rows repeat the last real row, so no row is fully masked.
+        const qs = Math.min(s, n - 1);
+        const base = (b * S + s) * T;
+        mask.fill(0, base, base + seq.pastLen);
+        mask.fill(0, base + P * this.pageSize, base + P * this.pageSize + qs + 1);
+      }
+      lastIndex[b] = BigInt(b * S + n - 1);
+    });
+
+    const I = TEXT_INPUTS;
+    const extra = extraRows > 0 ? extraEmbeds : new Float32Array(Hd);
+    const feeds: Parameters<GraphSession['run']>[0] = {
+      [I.ids]: { data: ids, dims: [B, S] },
+      [I.extraEmbeds]: { data: extra, dims: [extra.length / Hd, Hd] },
+      [I.embedSelect]: { data: select, dims: [B * S] },
+      [I.cos]: { data: cos, dims: [B, 1, S, D] },
+      [I.sin]: { data: sin, dims: [B, 1, S, D] },
+      [I.blockTable]: { data: blockTable, dims: [B, P] },
+      [I.mask]: { data: mask, dims: [B, 1, 1, S, T] },
+      [I.lastIndex]: { data: lastIndex, dims: [B] },
+    };
+    const W = tc.numKvHeads * D;
+    for (let l = 0; l < tc.numLayers; l++) {
+      feeds[I.kCache(l)] = { data: pool.k[l]!, dims: [pool.numPages, pool.pageSize, W] };
+      feeds[I.vCache(l)] = { data: pool.v[l]!, dims: [pool.numPages, pool.pageSize, W] };
+    }
+    const out = await this.text.run(feeds);
+    for (let l = 0; l < tc.numLayers; l++) {
+      const kNew = out[I.kNew(l)]!.data;
+      const vNew = out[I.vNew(l)]!.data;
+      seqs.forEach((seq, b) => pool.write(l, kNew, vNew, S, b, seq.ids.length, seq.pages, seq.pastLen));
+    }
+    return out[I.logits]!.data;
+  }
+
+  async release(): Promise<void> {
+    await this.vision.release();
+    await this.text.release();
+  }
+}
+
+export { i64 };

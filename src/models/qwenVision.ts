@@ -1,0 +1,96 @@
+import { GraphBuilder } from '../runtime/onnx/graph.js';
+import { DataType } from '../runtime/onnx/model.js';
+import { SessionWeights, WeightStore } from '../runtime/weights.js';
+import { VisionConfig } from './config.js';
+import { LayerCtx, applyRotary, linear, maskedAttention } from './layers.js';
+
+/** The parts in which Qwen2-VL and Qwen2.5-VL vision towers differ. */
+export interface VisionBlockSpec {
+  norm(ctx: LayerCtx, x: string, prefix: string, dim: number): string;
+  mlp(ctx: LayerCtx, x: string, prefix: string, cfg: VisionConfig): string;
+  usesWindow(block: number, cfg: VisionConfig): boolean;
+}
+
+export const VISION_INPUTS = {
+  pixels: 'pixel_values',
+  cos: 'rot_cos',
+  sin: 'rot_sin',
+  fullGather: 'full_gather',
+  fullMask: 'full_mask',
+  fullUngather: 'full_ungather',
+  winGather: 'win_gather',
+  winMask: 'win_mask',
+  winUngather: 'win_ungather',
+  output: 'image_embeds',
+} as const;
+
+/**
+ * Attention over segments (windows or whole images): rows are gathered into
+ * [segments, len] padded batches, attended with a key-padding mask, then put back.
+ */
+function segmentAttention(g: GraphBuilder, q: string, k: string, v: string, seg: { gather: string; mask: string; ungather: string }, heads: number, headDim: number): string {
+  // q/k/v: [N, H, D] -> [S, L, H, D] -> [S, H, L, D]
+  const toBatched = (x: string) => g.transpose(g.gather(x, seg.gather, 0), [0, 2, 1, 3]);
+  const out = maskedAttention(g, toBatched(q), toBatched(k), toBatched(v), seg.mask, headDim, 4);
+  const flat = g.reshape(g.transpose(out, [0, 2, 1, 3]), [-1, heads * headDim]);
+  return g.gather(flat, seg.ungather, 0);
+}
+
+/**
+ * Builds the vision tower: patch embedding, blocks with 2D rotary attention over
+ * windows or whole images, and the 2x2 patch merger into the text width.
+ */
+export function buildQwenVisionGraph(store: WeightStore, cfg: VisionConfig, spec: VisionBlockSpec, prefix = 'visual'): { g: GraphBuilder; w: SessionWeights } {
+  const g = new GraphBuilder('vision');
+  const w = new SessionWeights(store, g);
+  const ctx: LayerCtx = { g, w };
+  const C = cfg.hiddenSize;
+  const H = cfg.numHeads;
+  const D = C / H;
+  const patchDim = cfg.inChannels * cfg.temporalPatchSize * cfg.patchSize * cfg.patchSize;
+  const I = VISION_INPUTS;
+
+  const pixels = g.input(I.pixels, DataType.FLOAT, ['patches', patchDim]);
+  const cos = g.input(I.cos, DataType.FLOAT, ['patches', 1, D]);
+  const sin = g.input(I.sin, DataType.FLOAT, ['patches', 1, D]);
+  const full = {
+    gather: g.input(I.fullGather, DataType.INT64, ['full_segments', 'full_len']),
+    mask: g.input(I.fullMask, DataType.FLOAT, ['full_segments', 1, 1, 'full_len']),
+    ungather: g.input(I.fullUngather, DataType.INT64, ['patches']),
+  };
+  const hasWindows = Array.from({ length: cfg.depth }, (_, i) => spec.usesWindow(i, cfg)).some(Boolean);
+  const win = hasWindows
+    ? {
+        gather: g.input(I.winGather, DataType.INT64, ['windows', 'window_len']),
+        mask: g.input(I.winMask, DataType.FLOAT, ['windows', 1, 1, 'window_len']),
+        ungather: g.input(I.winUngather, DataType.INT64, ['patches']),
+      }
+    : null;
+
+  // Conv3d with kernel == stride is a matmul with the kernel flattened (c, t, y, x).
+  const patchW = g.reshape(w.weight(`${prefix}.patch_embed.proj.weight`, [C, cfg.inChannels, cfg.temporalPatchSize, cfg.patchSize, cfg.patchSize]), [C, patchDim]);
+  let x = g.linearNoBias(pixels, patchW);
+
+  for (let i = 0; i < cfg.depth; i++) {
+    const p = `${prefix}.blocks.${i}`;
+    x = g.withScope(`vblock${i}`, () => {
+      const h = spec.norm(ctx, x, `${p}.norm1`, C);
+      const qkv = g.reshape(linear(ctx, h, `${p}.attn.qkv`, C, 3 * C, true), [-1, 3, H, D]);
+      const pick = (j: number) => g.reshape(g.slice(qkv, [j], [j + 1], [1]), [-1, H, D]);
+      const q = applyRotary(g, pick(0), cos, sin, D);
+      const k = applyRotary(g, pick(1), cos, sin, D);
+      const seg = spec.usesWindow(i, cfg) ? win! : full;
+      const attn = segmentAttention(g, q, k, pick(2), seg, H, D);
+      const x1 = g.add(x, linear(ctx, attn, `${p}.attn.proj`, C, C, true));
+      return g.add(x1, spec.mlp(ctx, spec.norm(ctx, x1, `${p}.norm2`, C), `${p}.mlp`, cfg));
+    });
+  }
+
+  // Merger: norm each patch, concatenate each 2x2 block, two-layer GELU MLP.
+  const unit = cfg.spatialMergeSize * cfg.spatialMergeSize;
+  const merged = g.reshape(spec.norm(ctx, x, `${prefix}.merger.ln_q`, C), [-1, C * unit]);
+  const m1 = g.gelu(linear(ctx, merged, `${prefix}.merger.mlp.0`, C * unit, C * unit, true));
+  const out = linear(ctx, m1, `${prefix}.merger.mlp.2`, C * unit, cfg.outHiddenSize, true);
+  g.output(out, I.output, DataType.FLOAT, ['units', cfg.outHiddenSize]);
+  return { g, w };
+}

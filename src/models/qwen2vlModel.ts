@@ -3,12 +3,12 @@ import { GraphSession, RuntimeOptions, i64 } from '../runtime/session.js';
 import { WeightStore } from '../runtime/weights.js';
 import { ModelConfig } from './config.js';
 import { ForwardSeq, ImageInput, VisionLanguageModel } from './model.js';
-import { mropeAxes, textInvFreq, writeRopeRows } from './mrope.js';
+import { mropeAxes, promptPositions, textInvFreq, writeRopeRows } from './mrope.js';
 import { qwen2_5_vlVision } from './qwen2_5_vl.js';
 import { qwen2_vlVision } from './qwen2_vl.js';
 import { TEXT_INPUTS, buildQwen2TextGraph } from './qwen2Text.js';
 import { VISION_INPUTS, buildQwenVisionGraph } from './qwenVision.js';
-import { buildVisionLayout } from './visionLayout.js';
+import { GridThw, buildVisionLayout } from './visionLayout.js';
 
 const MASK_MIN = -3.4028234663852886e38;
 
@@ -97,6 +97,10 @@ export class Qwen2VLModel implements VisionLanguageModel {
       u += n;
     }
     return result;
+  }
+
+  promptPositions(ids: ArrayLike<number>, images: Array<{ start: number; grid: GridThw }>): { positions: Int32Array; next: number } {
+    return promptPositions(ids, images, this.config.vision.spatialMergeSize);
   }
 
   async forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool): Promise<Float32Array> {

@@ -1,0 +1,72 @@
+import { GridThw } from '../models/visionLayout.js';
+import { SamplingParams } from './samplingParams.js';
+
+/** Typed messages between the Engine (main thread) and the engine worker. */
+
+export interface EngineOptions {
+  modelPath: string;
+  /** KV pool size in tokens; default from free memory. */
+  maxTotalTokens?: number;
+  /** Longest prompt + completion; default the model's max_position_embeddings. */
+  contextLength?: number;
+  maxRunningRequests?: number;
+  /** ONNX Runtime intra-op threads; 0 = ORT's choice. */
+  threads?: number;
+}
+
+export interface ImageForEngine {
+  pixelValues: Float32Array;
+  grid: GridThw;
+  /** Index of the image's first placeholder token in the prompt. */
+  start: number;
+  /** Content hash of the decoded image (cache key). */
+  hash: string;
+}
+
+export interface GenerateMsg {
+  type: 'generate';
+  id: string;
+  ids: Int32Array;
+  images: ImageForEngine[];
+  sampling: SamplingParams;
+}
+
+export type ToWorker =
+  | { type: 'init'; options: EngineOptions }
+  | GenerateMsg
+  | { type: 'abort'; id: string }
+  | { type: 'stats' }
+  | { type: 'shutdown' };
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface StepToken {
+  tokenId: number;
+  logprob: number | null;
+  top: Array<{ tokenId: number; logprob: number }> | null;
+}
+
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  totalPages: number;
+  freePages: number;
+  pageSize: number;
+}
+
+export interface ModelInfo {
+  architecture: string;
+  modelType: string;
+  vocabSize: number;
+  contextLength: number;
+  maxTotalTokens: number;
+  weightBytes: number;
+  loadSeconds: number;
+}
+
+export type FromWorker =
+  | { type: 'progress'; what: string }
+  | { type: 'ready'; info: ModelInfo }
+  | { type: 'tokens'; id: string; tokens: StepToken[]; finish: FinishReason | null; matchedStop: number | null; promptTokens: number }
+  | { type: 'error'; id: string | null; message: string; status: number; errorType: string }
+  | { type: 'stats'; stats: EngineStats };

@@ -1,0 +1,102 @@
+import { freemem } from 'node:os';
+import { parentPort } from 'node:worker_threads';
+import { IrisError } from '../errors.js';
+import { loadModelConfig } from '../models/config.js';
+import { loadModel } from '../models/registry.js';
+import { readGenerationConfig } from './generationConfig.js';
+import { KvPagePool } from './kvPool.js';
+import { EngineOptions, FromWorker, ToWorker } from './messages.js';
+import { Scheduler } from './scheduler.js';
+
+/** The engine thread: owns the model, the KV pool and the scheduler loop. */
+const port = parentPort!;
+const send = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+let scheduler: Scheduler | null = null;
+let looping = false;
+let stopping = false;
+
+function errorMsg(e: unknown, id: string | null): FromWorker {
+  const err = e instanceof IrisError ? e : new IrisError((e as Error)?.message ?? String(e));
+  return { type: 'error', id, message: err.message, status: err.status, errorType: err.type };
+}
+
+async function init(options: EngineOptions): Promise<void> {
+  const t0 = performance.now();
+  const config = loadModelConfig(options.modelPath);
+  const gen = readGenerationConfig(options.modelPath);
+  const model = await loadModel(options.modelPath, config, { intraOpThreads: options.threads ?? 0, onProgress: (what) => send({ type: 'progress', what }) });
+  const tc = config.text;
+  const contextLength = Math.min(options.contextLength ?? tc.maxPositionEmbeddings, tc.maxPositionEmbeddings);
+  const bytesPerToken = 2 * tc.numLayers * tc.numKvHeads * tc.headDim * 4;
+  const byMemory = Math.floor((freemem() * 0.25) / bytesPerToken);
+  const maxTotalTokens = options.maxTotalTokens ?? Math.max(Math.min(byMemory, 4 * contextLength, 65536), 2048);
+  const pageSize = model.pageSize;
+  const pool = new KvPagePool(tc.numLayers, Math.ceil(maxTotalTokens / pageSize) + 1, pageSize, tc.numKvHeads * tc.headDim);
+  const eos = [...new Set([...gen.eosTokenIds, ...config.eosTokenIds])];
+  scheduler = new Scheduler(model, pool, eos, contextLength, options.maxRunningRequests ?? 64);
+  send({
+    type: 'ready',
+    info: {
+      architecture: config.architecture,
+      modelType: config.modelType,
+      vocabSize: tc.vocabSize,
+      contextLength,
+      maxTotalTokens: pool.usablePages * pageSize,
+      weightBytes: model.weightBytes,
+      loadSeconds: (performance.now() - t0) / 1000,
+    },
+  });
+}
+
+async function loop(): Promise<void> {
+  if (looping || !scheduler) return;
+  looping = true;
+  try {
+    while (!scheduler.idle && !stopping) {
+      let events;
+      try {
+        events = await scheduler.step();
+      } catch (e) {
+        send(errorMsg(e, (e as { seqId?: string }).seqId ?? null));
+        continue;
+      }
+      for (const ev of events) {
+        const tokens = ev.seq.pending;
+        ev.seq.pending = [];
+        send({ type: 'tokens', id: ev.seq.id, tokens, finish: ev.finish, matchedStop: ev.matchedStop, promptTokens: ev.seq.promptIds.length });
+      }
+      // Let abort and new-request messages in between steps.
+      await new Promise((r) => setImmediate(r));
+    }
+  } finally {
+    looping = false;
+  }
+}
+
+port.on('message', (m: ToWorker) => {
+  switch (m.type) {
+    case 'init':
+      init(m.options).catch((e) => send(errorMsg(e, null)));
+      break;
+    case 'generate':
+      try {
+        scheduler!.add(m);
+        void loop();
+      } catch (e) {
+        send(errorMsg(e, m.id));
+      }
+      break;
+    case 'abort': {
+      const removed = scheduler?.abort(m.id);
+      if (removed) send({ type: 'tokens', id: m.id, tokens: [], finish: 'abort', matchedStop: null, promptTokens: removed.promptIds.length });
+      void loop();
+      break;
+    }
+    case 'stats':
+      if (scheduler) send({ type: 'stats', stats: scheduler.stats() });
+      break;
+    case 'shutdown':
+      stopping = true;
+      process.exit(0);
+  }
+});

@@ -1,0 +1,335 @@
+import { randomUUID } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { InvalidRequestError, IrisError } from '../errors.js';
+import { ModelConfig, loadModelConfig } from '../models/config.js';
+import { DEFAULT_MEDIA_LIMITS } from '../multimodal/fetchMedia.js';
+import { ImageLimits, loadImages } from '../multimodal/loadImages.js';
+import { ImageProcessor, PixelBudget, loadImageProcessor } from '../multimodal/processor.js';
+import { ChatTemplate } from '../tokenizer/chatTemplate.js';
+import type { ChatMessage } from '../tokenizer/chatMessages.js';
+import { IncrementalDetokenizer } from '../tokenizer/detokenizer.js';
+import { expandImagePlaceholders } from '../tokenizer/placeholders.js';
+import { StopStringMatcher } from '../tokenizer/stopStrings.js';
+import { TextTokenizer } from '../tokenizer/tokenizer.js';
+import { GenerationConfig, readGenerationConfig } from './generationConfig.js';
+import { EngineOptions, EngineStats, FinishReason, FromWorker, ImageForEngine, ModelInfo, StepToken, ToWorker } from './messages.js';
+import { DEFAULT_SAMPLING, SamplingParams, validateSampling } from './samplingParams.js';
+
+export type ImageSource = string | Uint8Array;
+
+export interface EngineLoadOptions extends EngineOptions {
+  /** A chat template file or template text, replacing the model's. */
+  chatTemplate?: string;
+  imageLimits?: Partial<ImageLimits>;
+  onProgress?: (what: string) => void;
+}
+
+/** What to generate from: chat messages, or a raw prompt with images. */
+export interface GenerateInput {
+  messages?: ChatMessage[];
+  /** Raw prompt text; its image placeholders (or, if none, one per image at the start) take `images` in order. */
+  prompt?: string;
+  /** Token ids instead of text (no images). */
+  inputIds?: number[];
+  images?: ImageSource[];
+  sampling?: Partial<SamplingParams>;
+  /** Per-request pixel budget for image resizing. */
+  pixelBudget?: PixelBudget;
+  chatTemplateKwargs?: Record<string, unknown>;
+  signal?: AbortSignal;
+}
+
+export interface TokenLogprobInfo {
+  tokenId: number;
+  token: string;
+  logprob: number;
+  top: Array<{ tokenId: number; token: string; logprob: number }>;
+}
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+}
+
+export interface GenerateChunk {
+  /** New text (never a broken character, never part of a stop string). */
+  text: string;
+  tokenIds: number[];
+  logprobs: TokenLogprobInfo[] | null;
+  finishReason: FinishReason | null;
+  /** The eos token id or stop string that ended generation. */
+  matchedStop: number | string | null;
+  usage: Usage | null;
+}
+
+export interface GenerateResult {
+  text: string;
+  tokenIds: number[];
+  finishReason: FinishReason;
+  matchedStop: number | string | null;
+  usage: Usage;
+  logprobs: TokenLogprobInfo[] | null;
+  prompt: string | null;
+}
+
+interface PendingRequest {
+  push(m: Extract<FromWorker, { type: 'tokens' }>): void;
+  fail(e: IrisError): void;
+}
+
+/**
+ * The offline engine: loads a model folder and generates from chat messages or
+ * prompts with images. Text and images are prepared on the caller's thread; the
+ * model runs in a worker thread, so the caller's event loop stays free.
+ */
+export class Engine {
+  private readonly pending = new Map<string, PendingRequest>();
+  private statsWaiters: Array<(s: EngineStats) => void> = [];
+  private closed = false;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly modelPath: string,
+    readonly config: ModelConfig,
+    readonly tokenizer: TextTokenizer,
+    readonly chatTemplate: ChatTemplate,
+    private readonly processor: ImageProcessor,
+    private readonly generation: GenerationConfig,
+    readonly info: ModelInfo,
+    private readonly imageLimits: ImageLimits,
+  ) {
+    worker.on('message', (m: FromWorker) => this.onMessage(m));
+    worker.on('error', (e) => this.failAll(new IrisError(`engine thread failed: ${e.message}`)));
+    worker.on('exit', () => this.failAll(new IrisError('engine thread exited')));
+  }
+
+  static async load(opts: EngineLoadOptions): Promise<Engine> {
+    const modelPath = opts.modelPath;
+    const config = loadModelConfig(modelPath);
+    const tokenizer = TextTokenizer.load(modelPath);
+    const chatTemplate = ChatTemplate.load(modelPath, opts.chatTemplate);
+    const processor = loadImageProcessor(modelPath, config.modelType);
+    const generation = readGenerationConfig(modelPath);
+    const imageLimits: ImageLimits = {
+      ...DEFAULT_MEDIA_LIMITS,
+      allowedLocalMediaPath: 'any',
+      maxImagePixels: 64 * 1024 * 1024,
+      maxImagesPerRequest: 32,
+      ...opts.imageLimits,
+    };
+    const { chatTemplate: _t, imageLimits: _l, onProgress, ...workerOpts } = opts;
+    const worker = new Worker(new URL('./worker.js', import.meta.url));
+    const info = await new Promise<ModelInfo>((resolve, reject) => {
+      const onMsg = (m: FromWorker) => {
+        if (m.type === 'progress') onProgress?.(m.what);
+        else if (m.type === 'ready') {
+          worker.off('message', onMsg);
+          resolve(m.info);
+        } else if (m.type === 'error') {
+          worker.off('message', onMsg);
+          void worker.terminate();
+          reject(new IrisError(m.message, { status: m.status, type: m.errorType }));
+        }
+      };
+      worker.on('message', onMsg);
+      worker.once('error', reject);
+      worker.postMessage({ type: 'init', options: workerOpts } satisfies ToWorker);
+    });
+    return new Engine(worker, modelPath, config, tokenizer, chatTemplate, processor, generation, info, imageLimits);
+  }
+
+  /** Generates a whole completion. */
+  async generate(input: GenerateInput): Promise<GenerateResult> {
+    let text = '';
+    const tokenIds: number[] = [];
+    let logprobs: TokenLogprobInfo[] | null = null;
+    let last: GenerateChunk | null = null;
+    const prepared = await this.prepare(input);
+    for await (const c of this.run(prepared, input.signal)) {
+      text += c.text;
+      tokenIds.push(...c.tokenIds);
+      if (c.logprobs) (logprobs ??= []).push(...c.logprobs);
+      last = c;
+    }
+    return {
+      text,
+      tokenIds,
+      finishReason: last!.finishReason!,
+      matchedStop: last!.matchedStop,
+      usage: last!.usage!,
+      logprobs,
+      prompt: prepared.prompt,
+    };
+  }
+
+  /** Generates as a stream of chunks; the last one carries the finish reason and usage. */
+  async *generateStream(input: GenerateInput): AsyncGenerator<GenerateChunk> {
+    yield* this.run(await this.prepare(input), input.signal);
+  }
+
+  /** Sampling parameters with the model's generation_config defaults under the caller's. */
+  resolveSampling(s: Partial<SamplingParams> = {}): SamplingParams {
+    const g = this.generation;
+    const defaults: Partial<SamplingParams> = {};
+    if (g.doSample === false) defaults.temperature = 0;
+    else {
+      if (g.temperature !== null) defaults.temperature = g.temperature;
+      if (g.topP !== null) defaults.topP = g.topP;
+      if (g.topK !== null && g.topK > 0) defaults.topK = g.topK;
+    }
+    if (g.repetitionPenalty !== null) defaults.repetitionPenalty = g.repetitionPenalty;
+    const clean = Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) as Partial<SamplingParams>;
+    return { ...DEFAULT_SAMPLING, ...defaults, ...clean };
+  }
+
+  /** Renders, tokenizes and loads images: everything before the engine thread. */
+  async prepare(input: GenerateInput): Promise<{ prompt: string | null; ids: Int32Array; images: ImageForEngine[]; sampling: SamplingParams }> {
+    let prompt: string | null = null;
+    let sources: ImageSource[] = [];
+    let ids: number[];
+    if (input.messages) {
+      const rendered = this.chatTemplate.renderChat(input.messages, { addGenerationPrompt: true, templateKwargs: input.chatTemplateKwargs });
+      prompt = rendered.prompt;
+      sources = rendered.images.map((r) => r.url);
+      ids = this.tokenizer.encode(prompt);
+    } else if (input.prompt !== undefined) {
+      sources = input.images ?? [];
+      prompt = input.prompt;
+      ids = this.tokenizer.encode(prompt);
+      const present = ids.filter((t) => t === this.config.imageTokenId).length;
+      if (present === 0 && sources.length > 0) {
+        const wrap = [this.config.visionStartTokenId, this.config.imageTokenId, this.config.visionEndTokenId];
+        ids = [...sources.flatMap(() => wrap), ...ids];
+      }
+    } else if (input.inputIds) {
+      ids = input.inputIds;
+      sources = input.images ?? [];
+    } else {
+      throw new InvalidRequestError('give messages, prompt or inputIds', 'messages');
+    }
+    const loaded = await loadImages(sources, this.imageLimits);
+    const processed = loaded.map((l) => this.processor.process(l.image, input.pixelBudget));
+    const expanded = expandImagePlaceholders(ids, this.config.imageTokenId, processed.map((p) => p.numTokens));
+    const images: ImageForEngine[] = processed.map((p, i) => ({
+      pixelValues: p.pixelValues,
+      grid: p.grid,
+      start: expanded.imageRanges[i]!.start,
+      hash: loaded[i]!.hash,
+    }));
+    const sampling = this.resolveSampling(input.sampling);
+    const n = expanded.ids.length;
+    const ctx = this.info.contextLength;
+    if (input.sampling?.maxNewTokens === undefined) sampling.maxNewTokens = Math.max(1, Math.min(sampling.maxNewTokens, ctx - n));
+    validateSampling(sampling);
+    if (n + sampling.maxNewTokens > ctx) {
+      throw new InvalidRequestError(
+        `this model's context length is ${ctx} tokens; the prompt has ${n} tokens and max_tokens is ${sampling.maxNewTokens} (${n + sampling.maxNewTokens} in all)`,
+        'max_tokens',
+      );
+    }
+    return { prompt, ids: Int32Array.from(expanded.ids), images, sampling };
+  }
+
+  private async *run(req: Awaited<ReturnType<Engine['prepare']>>, signal?: AbortSignal): AsyncGenerator<GenerateChunk> {
+    if (this.closed) throw new IrisError('the engine is shut down', { status: 503, type: 'ServiceUnavailableError' });
+    const id = randomUUID();
+    const queue: Array<Extract<FromWorker, { type: 'tokens' }> | IrisError> = [];
+    let wake: (() => void) | null = null;
+    const notify = () => {
+      wake?.();
+      wake = null;
+    };
+    this.pending.set(id, { push: (m) => (queue.push(m), notify()), fail: (e) => (queue.push(e), notify()) });
+    const abort = () => this.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
+    signal?.addEventListener('abort', abort, { once: true });
+    const transfer = req.images.map((i) => i.pixelValues.buffer as ArrayBuffer);
+    this.worker.postMessage({ type: 'generate', id, ids: req.ids, images: req.images, sampling: req.sampling } satisfies ToWorker, transfer);
+
+    const detok = new IncrementalDetokenizer(this.tokenizer, { skipSpecialTokens: req.sampling.skipSpecialTokens });
+    const stops = new StopStringMatcher(req.sampling.stop);
+    let completion = 0;
+    let done = false;
+    try {
+      while (!done) {
+        if (queue.length === 0) await new Promise<void>((r) => (wake = r));
+        const m = queue.shift()!;
+        if (m instanceof IrisError) throw m;
+        const chunk: GenerateChunk = { text: '', tokenIds: [], logprobs: null, finishReason: null, matchedStop: null, usage: null };
+        for (const t of m.tokens) {
+          if (stops.stopped) break;
+          completion++;
+          chunk.tokenIds.push(t.tokenId);
+          if (t.logprob !== null) (chunk.logprobs ??= []).push(this.logprobInfo(t));
+          let piece = detok.push(t.tokenId);
+          if (m.finish && t === m.tokens[m.tokens.length - 1]) piece += detok.flush();
+          const r = stops.push(piece);
+          chunk.text += r.text;
+          if (r.stopped) {
+            chunk.finishReason = 'stop';
+            chunk.matchedStop = r.stopped;
+            if (!m.finish) abort();
+          }
+        }
+        if (m.finish && !stops.stopped) {
+          chunk.text += stops.flush();
+          chunk.finishReason = m.finish;
+          chunk.matchedStop = m.matchedStop;
+        }
+        if (chunk.finishReason) {
+          chunk.usage = { promptTokens: m.promptTokens, completionTokens: completion, totalTokens: m.promptTokens + completion };
+          done = true;
+        }
+        if (chunk.tokenIds.length > 0 || done) yield chunk;
+      }
+    } finally {
+      signal?.removeEventListener('abort', abort);
+      if (!done) abort();
+      // Keep listening until the worker confirms, so late messages find no stale consumer.
+      this.pending.delete(id);
+    }
+  }
+
+  private logprobInfo(t: StepToken): TokenLogprobInfo {
+    const tok = (i: number) => this.tokenizer.decode([i], { skipSpecialTokens: false });
+    return {
+      tokenId: t.tokenId,
+      token: tok(t.tokenId),
+      logprob: t.logprob!,
+      top: (t.top ?? []).map((x) => ({ tokenId: x.tokenId, token: tok(x.tokenId), logprob: x.logprob })),
+    };
+  }
+
+  /** Running/waiting counts and KV pool use, from the engine thread. */
+  stats(): Promise<EngineStats> {
+    return new Promise((resolve) => {
+      this.statsWaiters.push(resolve);
+      this.worker.postMessage({ type: 'stats' } satisfies ToWorker);
+    });
+  }
+
+  private onMessage(m: FromWorker): void {
+    if (m.type === 'tokens') {
+      this.pending.get(m.id)?.push(m);
+    } else if (m.type === 'error') {
+      const err = new IrisError(m.message, { status: m.status, type: m.errorType });
+      if (m.id) this.pending.get(m.id)?.fail(err);
+      else this.failAll(err);
+    } else if (m.type === 'stats') {
+      const waiters = this.statsWaiters;
+      this.statsWaiters = [];
+      for (const w of waiters) w(m.stats);
+    }
+  }
+
+  private failAll(e: IrisError): void {
+    for (const p of this.pending.values()) p.fail(e);
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.worker.postMessage({ type: 'shutdown' } satisfies ToWorker);
+    await new Promise((r) => this.worker.once('exit', r));
+  }
+}

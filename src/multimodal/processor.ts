@@ -1,0 +1,34 @@
+import { ModelLoadError } from '../errors.js';
+import { RgbImage } from './image.js';
+import { loadQwen2VLProcessorConfig, preprocessQwen2VL } from './processors/qwen2vl.js';
+
+/** Per-request knobs of the pixel budget (min/max pixels after resizing). */
+export interface PixelBudget {
+  minPixels?: number;
+  maxPixels?: number;
+}
+
+/** Model-ready pixels of one image and the number of placeholder tokens it takes. */
+export interface ProcessedImage {
+  pixelValues: Float32Array;
+  grid: [number, number, number];
+  numTokens: number;
+}
+
+export interface ImageProcessor {
+  process(img: RgbImage, budget?: PixelBudget): ProcessedImage;
+}
+
+/** The image processor of a model family, configured from its preprocessor_config.json. */
+export function loadImageProcessor(modelDir: string, modelType: string): ImageProcessor {
+  if (modelType === 'qwen2_vl' || modelType === 'qwen2_5_vl') {
+    const cfg = loadQwen2VLProcessorConfig(modelDir);
+    return {
+      process(img, budget = {}) {
+        const r = preprocessQwen2VL(img, cfg, budget);
+        return { pixelValues: r.pixelValues, grid: r.gridThw, numTokens: r.numImageTokens };
+      },
+    };
+  }
+  throw new ModelLoadError(`no image processor for model type ${modelType}`);
+}

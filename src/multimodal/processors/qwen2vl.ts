@@ -1,0 +1,260 @@
+/**
+ * Port of transformers' Qwen2VLImageProcessor (the slow, PIL/numpy one, as of 4.50),
+ * used by Qwen2-VL and Qwen2.5-VL. Every step reproduces the reference arithmetic so
+ * pixel_values come out bit-identical:
+ *   smart_resize (Python round = half to even) -> PIL bicubic resize (pilResample)
+ *   -> rescale in float64 then cast to float32 -> normalise in float32
+ *   -> repeat the still image into temporal_patch_size frames -> patch flattening.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ImageError, ModelLoadError } from '../../errors.js';
+import type { RgbImage } from '../image.js';
+import { resizeBicubic } from '../pilResample.js';
+
+/** The fields of preprocessor_config.json this processor uses, with defaults applied. */
+export interface Qwen2VLProcessorConfig {
+  minPixels: number;
+  maxPixels: number;
+  patchSize: number;
+  temporalPatchSize: number;
+  mergeSize: number;
+  imageMean: [number, number, number];
+  imageStd: [number, number, number];
+  doResize: boolean;
+  doRescale: boolean;
+  rescaleFactor: number;
+  doNormalize: boolean;
+}
+
+export interface Qwen2VLOverrides {
+  minPixels?: number;
+  maxPixels?: number;
+}
+
+export interface Qwen2VLImageInputs {
+  /** [numPatches, 3 * temporalPatchSize * patchSize * patchSize], row-major. */
+  pixelValues: Float32Array;
+  /** (grid_t, grid_h, grid_w) in patches. */
+  gridThw: [number, number, number];
+  /** grid_t * grid_h * grid_w / mergeSize^2: the number of <|image_pad|> tokens. */
+  numImageTokens: number;
+}
+
+const OPENAI_CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+const OPENAI_CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+const PIL_BICUBIC = 3;
+
+/** Python's round(): nearest integer, ties to even (not Math.round's ties toward +inf). */
+export function pyRound(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f; // exact for doubles
+  if (d > 0.5) return f + 1;
+  if (d < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/**
+ * transformers' smart_resize: (height, width) -> (h_bar, w_bar), both multiples of
+ * `factor`, with h_bar * w_bar within [minPixels, maxPixels] and the aspect ratio kept.
+ * Errors follow transformers 4.50: sides shorter than `factor`, aspect ratio above 200.
+ * Newer transformers also clamp the downscale branch to at least `factor`; that only
+ * matters where 4.50 would return a 0-sized side, so it is applied here too.
+ */
+export function smartResize(
+  height: number, width: number, factor = 28, minPixels = 56 * 56, maxPixels = 14 * 14 * 4 * 1280,
+): [number, number] {
+  if (height < factor || width < factor) {
+    throw new ImageError(`image is too small: height ${height} or width ${width} is below ${factor} pixels`);
+  }
+  if (Math.max(height, width) / Math.min(height, width) > 200) {
+    throw new ImageError(
+      `absolute aspect ratio must be smaller than 200, got ${Math.max(height, width) / Math.min(height, width)}`,
+    );
+  }
+  let hBar = pyRound(height / factor) * factor;
+  let wBar = pyRound(width / factor) * factor;
+  if (hBar * wBar > maxPixels) {
+    const beta = Math.sqrt((height * width) / maxPixels);
+    hBar = Math.max(factor, Math.floor(height / beta / factor) * factor);
+    wBar = Math.max(factor, Math.floor(width / beta / factor) * factor);
+  } else if (hBar * wBar < minPixels) {
+    const beta = Math.sqrt(minPixels / (height * width));
+    hBar = Math.ceil((height * beta) / factor) * factor;
+    wBar = Math.ceil((width * beta) / factor) * factor;
+  }
+  return [hBar, wBar];
+}
+
+function bad(source: string, msg: string): never {
+  throw new ModelLoadError(`${source}: ${msg}`);
+}
+
+function posInt(v: unknown, def: number, key: string, source: string): number {
+  if (v === undefined || v === null) return def;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) bad(source, `${key} must be a positive integer, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function bool(v: unknown, def: boolean, key: string, source: string): boolean {
+  if (v === undefined || v === null) return def;
+  if (typeof v !== 'boolean') bad(source, `${key} must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function triple(v: unknown, def: [number, number, number], key: string, source: string): [number, number, number] {
+  if (v === undefined || v === null) return [...def];
+  if (typeof v === 'number') return [v, v, v]; // transformers broadcasts a scalar to every channel
+  if (Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+    return [v[0], v[1], v[2]];
+  }
+  bad(source, `${key} must be a number or a list of 3 numbers, got ${JSON.stringify(v)}`);
+}
+
+/**
+ * Reads preprocessor_config.json contents. Pixel limits come from `min_pixels` /
+ * `max_pixels` when present (they win, as in transformers), else from
+ * `size: {shortest_edge, longest_edge}`, else the transformers defaults.
+ */
+export function parseQwen2VLProcessorConfig(json: unknown, source = 'preprocessor_config.json'): Qwen2VLProcessorConfig {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) bad(source, 'expected a JSON object');
+  const j = json as Record<string, unknown>;
+  let minPixels = 56 * 56;
+  let maxPixels = 28 * 28 * 1280;
+  if (j.size !== undefined && j.size !== null) {
+    const size = j.size as Record<string, unknown>;
+    if (typeof size !== 'object' || !('shortest_edge' in size) || !('longest_edge' in size)) {
+      bad(source, "size must contain 'shortest_edge' and 'longest_edge' keys");
+    }
+    minPixels = posInt(size.shortest_edge, minPixels, 'size.shortest_edge', source);
+    maxPixels = posInt(size.longest_edge, maxPixels, 'size.longest_edge', source);
+  }
+  minPixels = posInt(j.min_pixels, minPixels, 'min_pixels', source);
+  maxPixels = posInt(j.max_pixels, maxPixels, 'max_pixels', source);
+  if (j.resample !== undefined && j.resample !== null && j.resample !== PIL_BICUBIC) {
+    bad(source, `only bicubic resampling (resample: 3) is supported, got ${JSON.stringify(j.resample)}`);
+  }
+  const rescaleFactor = j.rescale_factor ?? 1 / 255;
+  if (typeof rescaleFactor !== 'number' || !Number.isFinite(rescaleFactor)) bad(source, 'rescale_factor must be a number');
+  const imageStd = triple(j.image_std, OPENAI_CLIP_STD, 'image_std', source);
+  if (imageStd.some((s) => s === 0)) bad(source, 'image_std must not contain 0');
+  return {
+    minPixels,
+    maxPixels,
+    patchSize: posInt(j.patch_size, 14, 'patch_size', source),
+    temporalPatchSize: posInt(j.temporal_patch_size, 2, 'temporal_patch_size', source),
+    mergeSize: posInt(j.merge_size, 2, 'merge_size', source),
+    imageMean: triple(j.image_mean, OPENAI_CLIP_MEAN, 'image_mean', source),
+    imageStd,
+    doResize: bool(j.do_resize, true, 'do_resize', source),
+    doRescale: bool(j.do_rescale, true, 'do_rescale', source),
+    rescaleFactor,
+    doNormalize: bool(j.do_normalize, true, 'do_normalize', source),
+  };
+}
+
+/** Loads `<modelDir>/preprocessor_config.json`. */
+export function loadQwen2VLProcessorConfig(modelDir: string): Qwen2VLProcessorConfig {
+  const file = join(modelDir, 'preprocessor_config.json');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ModelLoadError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ModelLoadError(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseQwen2VLProcessorConfig(json, file);
+}
+
+/**
+ * For each channel, the float32 value every uint8 level turns into. Same arithmetic as
+ * numpy: (v.astype(float64) * rescale_factor).astype(float32), then (x - mean) / std with
+ * float32 mean/std and each operation rounded to float32 (Math.fround).
+ */
+function channelLuts(cfg: Qwen2VLProcessorConfig): Float32Array {
+  const lut = new Float32Array(3 * 256);
+  for (let c = 0; c < 3; c++) {
+    const mean = Math.fround(cfg.imageMean[c]!);
+    const std = Math.fround(cfg.imageStd[c]!);
+    for (let v = 0; v < 256; v++) {
+      let x = cfg.doRescale ? Math.fround(v * cfg.rescaleFactor) : v;
+      if (cfg.doNormalize) x = Math.fround(Math.fround(x - mean) / std);
+      lut[c * 256 + v] = x;
+    }
+  }
+  return lut;
+}
+
+/**
+ * One channel of one patch: P x P normalised values, row-major, from the HWC image,
+ * written T times (the still image repeated over the temporal patch). A separate small
+ * function so V8 optimises it as a hot function rather than on-stack-replacing the
+ * caller's loop nest, which deoptimised repeatedly on first use (3-10x slower).
+ */
+function writePatchPlane(
+  data: Uint8Array, s0: number, stride: number, P: number, T: number,
+  lut: Float32Array, lutBase: number, out: Float32Array, o: number,
+): void {
+  const PP = P * P;
+  for (let py = 0; py < P; py++) {
+    let s = s0 + py * stride;
+    for (let px = 0; px < P; px++, s += 3, o++) {
+      const v = lut[lutBase + data[s]!]!;
+      for (let t = 0; t < T; t++) out[o + t * PP] = v;
+    }
+  }
+}
+
+/** Qwen2VLImageProcessor for one still image. */
+export function preprocessQwen2VL(
+  img: RgbImage, cfg: Qwen2VLProcessorConfig, overrides: Qwen2VLOverrides = {},
+): Qwen2VLImageInputs {
+  const P = cfg.patchSize;
+  const M = cfg.mergeSize;
+  const T = cfg.temporalPatchSize;
+  let image = img;
+  if (cfg.doResize) {
+    const [h, w] = smartResize(
+      img.height, img.width, P * M,
+      overrides.minPixels ?? cfg.minPixels, overrides.maxPixels ?? cfg.maxPixels,
+    );
+    if (h !== img.height || w !== img.width) image = resizeBicubic(img, w, h);
+  }
+  const { width: W, height: H, data } = image;
+  if (H % (P * M) !== 0 || W % (P * M) !== 0) {
+    throw new ImageError(`image size ${W}x${H} is not a multiple of ${P * M} (do_resize is off)`);
+  }
+  const gridH = H / P;
+  const gridW = W / P;
+  const gridT = 1; // one frame, repeated to T frames below
+  const lut = channelLuts(cfg);
+
+  const PP = P * P;
+  const rowLen = 3 * T * PP;
+  const numPatches = gridT * gridH * gridW;
+  const out = new Float32Array(numPatches * rowLen);
+  const stride = W * 3;
+  // Row order (t, block-row, block-col, row-in-block, col-in-block); each row is
+  // (channel, time, row-in-patch, col-in-patch). Time copies are identical.
+  let o = 0;
+  for (let bh = 0; bh < gridH / M; bh++) {
+    for (let bw = 0; bw < gridW / M; bw++) {
+      for (let mh = 0; mh < M; mh++) {
+        const y0 = (bh * M + mh) * P;
+        for (let mw = 0; mw < M; mw++) {
+          const x0 = (bw * M + mw) * P;
+          for (let c = 0; c < 3; c++) {
+            writePatchPlane(data, y0 * stride + x0 * 3 + c, stride, P, T, lut, c * 256, out, o);
+            o += T * PP;
+          }
+        }
+      }
+    }
+  }
+  return { pixelValues: out, gridThw: [gridT, gridH, gridW], numImageTokens: numPatches / (M * M) };
+}

@@ -1,0 +1,65 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Engine } from '../../src/engine/engine.js';
+import { goldenChatCases } from '../helpers/golden.js';
+import { fixturePath, projectRoot } from '../helpers/paths.js';
+
+/** The chat-level golden cases through the offline Engine, as a client would send them. */
+for (const [family, set] of [
+  ['qwen2_5_vl', 'golden'],
+  ['qwen2_vl', 'golden'],
+  ['qwen2_5_vl', 'golden-extra'],
+  ['qwen2_vl', 'golden-extra'],
+]) {
+  test(`${set}/${family}: chat cases give the reference prompt, tokens and top-5 logprobs`, async () => {
+    const cases = goldenChatCases(family!, set);
+    const engine = await Engine.load({ modelPath: fixturePath(`golden/${family}/model`) });
+    try {
+      for (const c of cases.cases) {
+        const exp = c.expected ?? { prompt_tokens: c.prompt_tokens, completion_token_ids: c.completion_ids, top_logprobs: c.top5 };
+        const r = await engine.generate({ messages: c.messages, sampling: { temperature: 0, maxNewTokens: 12, topLogprobs: 5 } });
+        assert.equal(r.prompt, c.rendered_prompt);
+        assert.equal(r.usage.promptTokens, exp.prompt_tokens);
+        assert.deepEqual(r.tokenIds, exp.completion_token_ids);
+        if (exp.completion_text !== undefined) assert.equal(r.text, exp.completion_text);
+        exp.top_logprobs.forEach((step: Array<{ id: number; logprob: number }>, i: number) => {
+          const got = r.logprobs![i]!.top;
+          step.forEach((e, j) => {
+            assert.equal(got[j]!.tokenId, e.id, `step ${i} rank ${j}`);
+            assert.ok(Math.abs(got[j]!.logprob - e.logprob) < 1e-4, `step ${i} rank ${j}: ${got[j]!.logprob} vs ${e.logprob}`);
+          });
+        });
+        // Streaming gives the same text and tokens.
+        let text = '';
+        const ids: number[] = [];
+        for await (const ch of engine.generateStream({ messages: c.messages, sampling: { temperature: 0, maxNewTokens: 12 } })) {
+          text += ch.text;
+          ids.push(...ch.tokenIds);
+        }
+        assert.equal(text, r.text);
+        assert.deepEqual(ids, r.tokenIds);
+      }
+    } finally {
+      await engine.shutdown();
+    }
+  });
+}
+
+test('iris generate --json prints the golden completion token ids', async () => {
+  const c = goldenChatCases('qwen2_5_vl').cases[0];
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    `${projectRoot}/dist/src/cli/main.js`, 'generate',
+    '--model-path', fixturePath('golden/qwen2_5_vl/model'),
+    '--image', fixturePath('golden/qwen2_5_vl/cases/chat_one_image/image0.png'),
+    '--prompt', 'What is in this image?', '--max-tokens', '12', '--temperature', '0', '--top-logprobs', '2', '--json',
+  ]);
+  const out = JSON.parse(stdout);
+  assert.deepEqual(out.token_ids, c.expected.completion_token_ids);
+  assert.equal(out.prompt_tokens, c.expected.prompt_tokens);
+  assert.equal(out.finish_reason, 'length');
+  assert.equal(out.logprobs.length, 12);
+  assert.equal(out.logprobs[0].top.length, 2);
+  assert.equal(out.logprobs[0].token_id, c.expected.completion_token_ids[0]);
+});

@@ -5,7 +5,8 @@
  *   - first frame only for animated GIF/WebP (PIL opens frame 0),
  *   - embedded ICC profiles ignored (PIL's convert("RGB") does no colour management),
  *   - alpha composited onto white exactly as PIL `white.paste(image, mask=alpha)`,
- *   - greyscale replicated to RGB, 16-bit samples reduced to their high byte.
+ *   - greyscale replicated to RGB, 16-bit samples reduced to their high byte,
+ *   - CMYK JPEGs converted with PIL's naive cmyk2rgb formula.
  * Decoding itself is done by sharp (libvips), which is 3-6x faster than pure-JS decoders.
  */
 import sharp from 'sharp';
@@ -52,13 +53,13 @@ function describeBytes(b: Uint8Array): string {
 const FORMAT_NAME: Record<ImageFormat, string> = { png: 'PNG', jpeg: 'JPEG', webp: 'WebP', gif: 'GIF' };
 
 /** sharp input options shared by the metadata probe and the decode. */
-function sharpInput(bytes: Uint8Array, limit: number | false): Sharp {
+function sharpInput(bytes: Uint8Array, limit: number | boolean): Sharp {
   return sharp(bytes, {
     pages: 1, // first frame of animations, as PIL
     page: 0,
     ignoreIcc: true, // PIL does no colour management
-    // 'error' aborts on corrupt or truncated data but tolerates benign decoder warnings
-    // (e.g. extraneous bytes in a JPEG) that PIL tolerates too.
+    // 'error' aborts on corrupt or truncated data (PIL raises on truncated files too) but
+    // not on mere decoder warnings such as extraneous bytes in a JPEG.
     failOn: 'error',
     limitInputPixels: limit,
   });

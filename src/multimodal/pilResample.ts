@@ -75,9 +75,8 @@ function precomputeCoeffs(inSize: number, in0: number, in1: number, outSize: num
 
 /*
  * The passes are split into per-row functions on purpose: V8 then optimises them as
- * ordinary hot functions after a few rows. One big function gets on-stack-replaced
- * mid-loop and deoptimises repeatedly on code it has not seen yet (measured: 3-5x slower
- * for the first few images).
+ * ordinary hot functions after a few rows, instead of on-stack-replacing one big loop
+ * nest that then deoptimises on code it has not run yet (seen with --trace-deopt).
  */
 
 /** (bias + 4 taps `step` bytes apart) >> PRECISION_BITS; small enough for V8 to inline. */

@@ -185,18 +185,3 @@ test('patch order: (block-row, block-col, row-in-block, col-in-block) rows of (c
   assert.equal(out.pixelValues[row * 3 + 15], 14 + 1); // row 3 = patch (1,1): x = 14 + 15 % 14
   assert.equal(out.pixelValues[row * 3 + 2 * 196 + 15], 14 + 1); // y = 14 + floor(15 / 14)
 });
-
-test('timing: 1280x960 decode-free preprocessing (diagnostic only)', (t) => {
-  const cfg = parseQwen2VLProcessorConfig({ max_pixels: 12845056 });
-  const W = 1280, H = 960;
-  const data = new Uint8Array(W * H * 3);
-  for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
-  let best = Infinity;
-  for (let r = 0; r < 5; r++) {
-    const t0 = performance.now();
-    const out = preprocessQwen2VL({ width: W, height: H, data }, cfg);
-    best = Math.min(best, performance.now() - t0);
-    assert.deepEqual(out.gridThw, [1, 68, 92]);
-  }
-  t.diagnostic(`1280x960 -> 1288x952 resize + normalise + patchify: best of 5 = ${best.toFixed(1)} ms`);
-});

@@ -194,7 +194,7 @@ function channelLuts(cfg: Qwen2VLProcessorConfig): Float32Array {
  * One channel of one patch: P x P normalised values, row-major, from the HWC image,
  * written T times (the still image repeated over the temporal patch). A separate small
  * function so V8 optimises it as a hot function rather than on-stack-replacing the
- * caller's loop nest, which deoptimised repeatedly on first use (3-10x slower).
+ * caller's loop nest (which deoptimised on not-yet-run code, seen with --trace-deopt).
  */
 function writePatchPlane(
   data: Uint8Array, s0: number, stride: number, P: number, T: number,
@@ -217,6 +217,9 @@ export function preprocessQwen2VL(
   const P = cfg.patchSize;
   const M = cfg.mergeSize;
   const T = cfg.temporalPatchSize;
+  if (img.data.length !== img.width * img.height * 3) {
+    throw new RangeError(`RGB image data has ${img.data.length} bytes, expected ${img.width * img.height * 3}`);
+  }
   let image = img;
   if (cfg.doResize) {
     const [h, w] = smartResize(

@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { IrisError } from '../errors.js';
 import { runGenerate } from './generate.js';
+import { runServe } from './serve.js';
 
 function int(v: string): number {
   const n = Number(v);
@@ -35,6 +36,36 @@ program
   .option('--json', 'print one JSON object with text, token ids, usage and logprobs')
   .action(async (opts) => {
     await runGenerate(opts);
+  });
+
+program
+  .command('serve')
+  .description('Serve the model over HTTP with OpenAI- and SGLang-compatible APIs')
+  .requiredOption('--model-path <dir>', 'Hugging Face model folder (config.json, *.safetensors, tokenizer files)')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'port to listen on (0 picks a free one)', int, 30000)
+  .option('--chat-template <file>', "a chat template file (Jinja) to use instead of the model's")
+  .option('--served-model-name <name>', 'the model name reported by /v1/models and in responses (default: the model path)')
+  .option('--api-key <key>', 'require this key (Authorization: Bearer KEY) on every route but /health and /health_generate')
+  .option('--context-length <n>', "longest prompt + completion in tokens (default: the model's max_position_embeddings)", int)
+  .option('--max-running-requests <n>', 'requests decoding together at most', int, 64)
+  .option('--max-queued-requests <n>', 'requests waiting beyond the running ones before answering 503', int, 256)
+  .option('--max-total-tokens <n>', 'KV cache size in tokens (default: from free memory)', int)
+  .option('--log-level <level>', 'fatal, error, warn, info or debug', 'info')
+  .option('--allowed-local-media-path <dir>', 'let requests read images from files under this folder (none by default)')
+  .option('--media-fetch-timeout <seconds>', 'timeout of one image download attempt', float, 10)
+  .option('--media-connect-timeout <seconds>', 'timeout to connect to an image host', float, 3)
+  .option('--media-retries <n>', 'retries of an image download after a connection error, 429 or 5xx', int, 2)
+  .option('--media-url-max-file-size-mb <mb>', 'largest image file accepted', float, 32)
+  .option('--max-image-pixels <n>', 'largest image (width x height) accepted before decoding', int, 50_000_000)
+  .option('--max-images-per-request <n>', 'most images in one request', int, 16)
+  .option('--block-private-media-hosts', 'refuse image URLs that reach loopback, private or link-local addresses')
+  .option('--low-detail-max-pixels <n>', 'pixel budget of images sent with detail "low"', int, 128 * 28 * 28)
+  .option('--max-body-mb <mb>', 'largest request body', float, 64)
+  .option('--shutdown-grace-period <seconds>', 'time in-flight requests get to finish on SIGTERM/SIGINT', float, 30)
+  .option('--threads <n>', 'compute threads (default: ONNX Runtime chooses)', int)
+  .action(async (opts) => {
+    await runServe(opts);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -21,6 +21,8 @@ export interface EngineLoadOptions extends EngineOptions {
   /** A chat template file or template text, replacing the model's. */
   chatTemplate?: string;
   imageLimits?: Partial<ImageLimits>;
+  /** Pixel budget of images sent with detail "low" (default 128 * 28 * 28). */
+  lowDetailMaxPixels?: number;
   onProgress?: (what: string) => void;
 }
 
@@ -36,6 +38,8 @@ export interface GenerateInput {
   /** Per-request pixel budget for image resizing. */
   pixelBudget?: PixelBudget;
   chatTemplateKwargs?: Record<string, unknown>;
+  /** Leave the last (assistant) message open and continue it, instead of starting a new turn. */
+  continueFinalMessage?: boolean;
   signal?: AbortSignal;
 }
 
@@ -47,6 +51,8 @@ export interface TokenLogprobInfo {
 }
 
 export interface Usage {
+  /** Prompt tokens whose KV came from the prefix cache. */
+  cachedTokens?: number;
   promptTokens: number;
   completionTokens: number;
   totalTokens: number;
@@ -61,6 +67,16 @@ export interface GenerateChunk {
   /** The eos token id or stop string that ended generation. */
   matchedStop: number | string | null;
   usage: Usage | null;
+  /** The rendered prompt text (null for token-id input). */
+  prompt: string | null;
+}
+
+/** A request rendered, tokenized and with its images preprocessed, ready for the engine thread. */
+export interface PreparedRequest {
+  prompt: string | null;
+  ids: Int32Array;
+  images: ImageForEngine[];
+  sampling: SamplingParams;
 }
 
 export interface GenerateResult {
@@ -98,6 +114,7 @@ export class Engine {
     private readonly generation: GenerationConfig,
     readonly info: ModelInfo,
     private readonly imageLimits: ImageLimits,
+    private readonly lowDetailMaxPixels: number,
   ) {
     worker.on('message', (m: FromWorker) => this.onMessage(m));
     worker.on('error', (e) => this.failAll(new IrisError(`engine thread failed: ${e.message}`)));
@@ -118,7 +135,7 @@ export class Engine {
       maxImagesPerRequest: 32,
       ...opts.imageLimits,
     };
-    const { chatTemplate: _t, imageLimits: _l, onProgress, ...workerOpts } = opts;
+    const { chatTemplate: _t, imageLimits: _l, onProgress, lowDetailMaxPixels: _d, ...workerOpts } = opts;
     const worker = new Worker(new URL('./worker.js', import.meta.url));
     const info = await new Promise<ModelInfo>((resolve, reject) => {
       const onMsg = (m: FromWorker) => {
@@ -136,17 +153,21 @@ export class Engine {
       worker.once('error', reject);
       worker.postMessage({ type: 'init', options: workerOpts } satisfies ToWorker);
     });
-    return new Engine(worker, modelPath, config, tokenizer, chatTemplate, processor, generation, info, imageLimits);
+    return new Engine(worker, modelPath, config, tokenizer, chatTemplate, processor, generation, info, imageLimits, opts.lowDetailMaxPixels ?? 128 * 28 * 28);
   }
 
   /** Generates a whole completion. */
   async generate(input: GenerateInput): Promise<GenerateResult> {
+    return this.collect(this.stream(await this.prepare(input), { signal: input.signal }));
+  }
+
+  /** Gathers a stream into one result. */
+  async collect(stream: AsyncIterable<GenerateChunk>, prompt: string | null = null): Promise<GenerateResult> {
     let text = '';
     const tokenIds: number[] = [];
     let logprobs: TokenLogprobInfo[] | null = null;
     let last: GenerateChunk | null = null;
-    const prepared = await this.prepare(input);
-    for await (const c of this.run(prepared, input.signal)) {
+    for await (const c of stream) {
       text += c.text;
       tokenIds.push(...c.tokenIds);
       if (c.logprobs) (logprobs ??= []).push(...c.logprobs);
@@ -159,13 +180,22 @@ export class Engine {
       matchedStop: last!.matchedStop,
       usage: last!.usage!,
       logprobs,
-      prompt: prepared.prompt,
+      prompt: last!.prompt ?? prompt,
     };
   }
 
   /** Generates as a stream of chunks; the last one carries the finish reason and usage. */
   async *generateStream(input: GenerateInput): AsyncGenerator<GenerateChunk> {
-    yield* this.run(await this.prepare(input), input.signal);
+    yield* this.stream(await this.prepare(input), { signal: input.signal });
+  }
+
+  /**
+   * An image's pixel budget: detail "low" caps it at lowDetailMaxPixels; "high" and
+   * "auto" keep the model's preprocessor_config.json budget; the request's own budget wins.
+   */
+  private budgetFor(detail: string | undefined, requested: PixelBudget | undefined): PixelBudget {
+    const base: PixelBudget = detail === 'low' ? { maxPixels: this.lowDetailMaxPixels } : {};
+    return { ...base, ...Object.fromEntries(Object.entries(requested ?? {}).filter(([, v]) => v !== undefined)) };
   }
 
   /** Sampling parameters with the model's generation_config defaults under the caller's. */
@@ -184,14 +214,20 @@ export class Engine {
   }
 
   /** Renders, tokenizes and loads images: everything before the engine thread. */
-  async prepare(input: GenerateInput): Promise<{ prompt: string | null; ids: Int32Array; images: ImageForEngine[]; sampling: SamplingParams }> {
+  async prepare(input: GenerateInput): Promise<PreparedRequest> {
     let prompt: string | null = null;
     let sources: ImageSource[] = [];
+    let details: Array<string | undefined> = [];
     let ids: number[];
     if (input.messages) {
-      const rendered = this.chatTemplate.renderChat(input.messages, { addGenerationPrompt: true, templateKwargs: input.chatTemplateKwargs });
+      const rendered = this.chatTemplate.renderChat(input.messages, {
+        addGenerationPrompt: !input.continueFinalMessage,
+        continueFinalMessage: input.continueFinalMessage,
+        templateKwargs: input.chatTemplateKwargs,
+      });
       prompt = rendered.prompt;
       sources = rendered.images.map((r) => r.url);
+      details = rendered.images.map((r) => r.detail);
       ids = this.tokenizer.encode(prompt);
     } else if (input.prompt !== undefined) {
       sources = input.images ?? [];
@@ -209,7 +245,7 @@ export class Engine {
       throw new InvalidRequestError('give messages, prompt or inputIds', 'messages');
     }
     const loaded = await loadImages(sources, this.imageLimits);
-    const processed = loaded.map((l) => this.processor.process(l.image, input.pixelBudget));
+    const processed = loaded.map((l, i) => this.processor.process(l.image, this.budgetFor(details[i], input.pixelBudget)));
     const expanded = expandImagePlaceholders(ids, this.config.imageTokenId, processed.map((p) => p.numTokens));
     const images: ImageForEngine[] = processed.map((p, i) => ({
       pixelValues: p.pixelValues,
@@ -231,7 +267,12 @@ export class Engine {
     return { prompt, ids: Int32Array.from(expanded.ids), images, sampling };
   }
 
-  private async *run(req: Awaited<ReturnType<Engine['prepare']>>, signal?: AbortSignal): AsyncGenerator<GenerateChunk> {
+  /**
+   * Runs a prepared request. With `reuse`, image pixels are copied to the engine
+   * thread instead of moved, so the same prepared request can run again (n > 1).
+   */
+  async *stream(req: PreparedRequest, opts: { signal?: AbortSignal; reuse?: boolean } = {}): AsyncGenerator<GenerateChunk> {
+    const signal = opts.signal;
     if (this.closed) throw new IrisError('the engine is shut down', { status: 503, type: 'ServiceUnavailableError' });
     const id = randomUUID();
     const queue: Array<Extract<FromWorker, { type: 'tokens' }> | IrisError> = [];
@@ -243,7 +284,7 @@ export class Engine {
     this.pending.set(id, { push: (m) => (queue.push(m), notify()), fail: (e) => (queue.push(e), notify()) });
     const abort = () => this.worker.postMessage({ type: 'abort', id } satisfies ToWorker);
     signal?.addEventListener('abort', abort, { once: true });
-    const transfer = req.images.map((i) => i.pixelValues.buffer as ArrayBuffer);
+    const transfer = opts.reuse ? [] : req.images.map((i) => i.pixelValues.buffer as ArrayBuffer);
     this.worker.postMessage({ type: 'generate', id, ids: req.ids, images: req.images, sampling: req.sampling } satisfies ToWorker, transfer);
 
     const detok = new IncrementalDetokenizer(this.tokenizer, { skipSpecialTokens: req.sampling.skipSpecialTokens });
@@ -255,7 +296,7 @@ export class Engine {
         if (queue.length === 0) await new Promise<void>((r) => (wake = r));
         const m = queue.shift()!;
         if (m instanceof IrisError) throw m;
-        const chunk: GenerateChunk = { text: '', tokenIds: [], logprobs: null, finishReason: null, matchedStop: null, usage: null };
+        const chunk: GenerateChunk = { text: '', tokenIds: [], logprobs: null, finishReason: null, matchedStop: null, usage: null, prompt: req.prompt };
         for (const t of m.tokens) {
           if (stops.stopped) break;
           completion++;

@@ -1,6 +1,8 @@
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ipaddr from 'ipaddr.js';
+import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
 import { ImageError } from '../errors.js';
 
 /** Limits for bringing image bytes in from URLs, data URIs and local files. */
@@ -12,6 +14,10 @@ export interface MediaLimits {
   retries: number;
   maxBytes: number;
   maxRedirects: number;
+  /** Time to establish a connection (TCP + TLS) per attempt. */
+  connectTimeoutMs: number;
+  /** Refuse loopback, private and link-local addresses (checked on the connected socket). */
+  blockPrivateHosts: boolean;
 }
 
 export const DEFAULT_MEDIA_LIMITS: MediaLimits = {
@@ -20,7 +26,47 @@ export const DEFAULT_MEDIA_LIMITS: MediaLimits = {
   retries: 2,
   maxBytes: 32 * 1024 * 1024,
   maxRedirects: 5,
+  connectTimeoutMs: 3_000,
+  blockPrivateHosts: false,
 };
+
+/** Addresses an outside-facing server must not be made to fetch from. */
+export function isPrivateAddress(address: string): boolean {
+  try {
+    let a = ipaddr.parse(address);
+    if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) a = (a as ipaddr.IPv6).toIPv4Address();
+    return a.range() !== 'unicast';
+  } catch {
+    return true;
+  }
+}
+
+class BlockedAddressError extends Error {}
+
+const agents = new Map<string, Agent>();
+
+/** One connection pool per (connect timeout, guard) setting; the guard checks the socket actually connected. */
+function agentFor(limits: MediaLimits): Agent {
+  const key = `${limits.connectTimeoutMs}|${limits.blockPrivateHosts}`;
+  let agent = agents.get(key);
+  if (!agent) {
+    const connector = buildConnector({ timeout: limits.connectTimeoutMs });
+    agent = new Agent({
+      connect: (opts, cb) =>
+        connector(opts, (err, socket) => {
+          if (err || !socket) return cb(err ?? new Error('no socket'), null);
+          const remote = socket.remoteAddress ?? '';
+          if (limits.blockPrivateHosts && isPrivateAddress(remote)) {
+            socket.destroy();
+            return cb(new BlockedAddressError(`the host resolves to a private address (${remote})`), null);
+          }
+          cb(null, socket);
+        }),
+    });
+    agents.set(key, agent);
+  }
+  return agent;
+}
 
 /** A short, log-safe rendering of an image source for error messages. */
 export function describeSource(src: string | Uint8Array): string {
@@ -33,9 +79,28 @@ function fail(index: number, src: string | Uint8Array, cause: string): never {
   throw new ImageError(`image ${index + 1} (${describeSource(src)}): ${cause}`, 'image');
 }
 
+function describeNetworkError(code: string | undefined, message: string, limits: MediaLimits): string {
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'host not found';
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+      return 'connection reset';
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return `connection timed out after ${limits.connectTimeoutMs} ms`;
+    default:
+      return code ? `${code}: ${message}` : message;
+  }
+}
+
 const TRANSIENT = new Set([408, 429, 500, 502, 503, 504]);
 
-async function readCapped(res: Response, maxBytes: number, onTooLarge: () => never): Promise<Uint8Array> {
+type FetchResponse = Awaited<ReturnType<typeof undiciFetch>>;
+
+async function readCapped(res: FetchResponse, maxBytes: number, onTooLarge: () => never): Promise<Uint8Array> {
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) onTooLarge();
   const chunks: Uint8Array[] = [];
@@ -62,8 +127,9 @@ async function fetchHttp(url: string, index: number, limits: MediaLimits): Promi
     try {
       let current = url;
       for (let hop = 0; ; hop++) {
-        const res = await fetch(current, { redirect: 'manual', signal, headers: { 'user-agent': 'iris' } });
+        const res = await undiciFetch(current, { redirect: 'manual', signal, headers: { 'user-agent': 'iris' }, dispatcher: agentFor(limits) });
         if (res.status >= 300 && res.status < 400 && res.headers.get('location')) {
+          // Each hop goes through the same guarded connector.
           await res.body?.cancel().catch(() => undefined);
           if (hop >= limits.maxRedirects) fail(index, url, `more than ${limits.maxRedirects} redirects`);
           current = new URL(res.headers.get('location')!, current).toString();
@@ -79,11 +145,12 @@ async function fetchHttp(url: string, index: number, limits: MediaLimits): Promi
       }
     } catch (e) {
       if (e instanceof ImageError) throw e;
-      const err = e as Error & { cause?: { code?: string; message?: string } };
+      const err = e as Error & { cause?: Error & { code?: string } };
+      if (err.cause instanceof BlockedAddressError) fail(index, url, err.cause.message);
       lastCause =
         err.name === 'TimeoutError' || err.name === 'AbortError'
           ? `timed out after ${limits.fetchTimeoutMs} ms`
-          : `could not be fetched (${err.cause?.code ?? err.cause?.message ?? err.message})`;
+          : `could not be fetched: ${describeNetworkError(err.cause?.code, err.cause?.message ?? err.message, limits)}`;
     }
   }
   fail(index, url, `${lastCause} (after ${limits.retries + 1} attempts)`);

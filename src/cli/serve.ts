@@ -1,0 +1,92 @@
+import { Engine } from '../engine/engine.js';
+import { createServer } from '../server/app.js';
+import { loadProgress } from './progress.js';
+
+export interface ServeCliOptions {
+  modelPath: string;
+  host: string;
+  port: number;
+  chatTemplate?: string;
+  servedModelName?: string;
+  apiKey?: string;
+  contextLength?: number;
+  maxRunningRequests: number;
+  maxQueuedRequests: number;
+  maxTotalTokens?: number;
+  logLevel: string;
+  allowedLocalMediaPath?: string;
+  mediaFetchTimeout: number;
+  mediaConnectTimeout: number;
+  mediaRetries: number;
+  mediaUrlMaxFileSizeMb: number;
+  maxImagePixels: number;
+  maxImagesPerRequest: number;
+  blockPrivateMediaHosts?: boolean;
+  lowDetailMaxPixels: number;
+  maxBodyMb: number;
+  shutdownGracePeriod: number;
+  threads?: number;
+}
+
+/** `iris serve`: load the model, serve HTTP, stop cleanly on SIGTERM/SIGINT. */
+export async function runServe(o: ServeCliOptions): Promise<void> {
+  const progress = loadProgress(`Loading ${o.modelPath}`);
+  const engine = await Engine.load({
+    modelPath: o.modelPath,
+    chatTemplate: o.chatTemplate,
+    contextLength: o.contextLength,
+    maxRunningRequests: o.maxRunningRequests,
+    maxTotalTokens: o.maxTotalTokens,
+    threads: o.threads,
+    lowDetailMaxPixels: o.lowDetailMaxPixels,
+    imageLimits: {
+      allowedLocalMediaPath: o.allowedLocalMediaPath ?? null,
+      fetchTimeoutMs: o.mediaFetchTimeout * 1000,
+      connectTimeoutMs: o.mediaConnectTimeout * 1000,
+      retries: o.mediaRetries,
+      maxBytes: Math.round(o.mediaUrlMaxFileSizeMb * 1024 * 1024),
+      maxImagePixels: o.maxImagePixels,
+      maxImagesPerRequest: o.maxImagesPerRequest,
+      blockPrivateHosts: Boolean(o.blockPrivateMediaHosts),
+      maxRedirects: 5,
+    },
+    onProgress: (w) => progress.step(w),
+  });
+  progress.done();
+  const { app, ctx } = createServer(
+    engine,
+    {
+      host: o.host,
+      port: o.port,
+      servedModelName: o.servedModelName ?? engine.modelPath,
+      apiKey: o.apiKey ?? null,
+      maxConcurrentRequests: o.maxRunningRequests + o.maxQueuedRequests,
+      maxBodyBytes: Math.round(o.maxBodyMb * 1024 * 1024),
+      shutdownGraceSeconds: o.shutdownGracePeriod,
+    },
+    o.logLevel,
+  );
+  await app.listen({ host: o.host, port: o.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+  process.stdout.write(`Iris is ready at http://${host}:${port} (model ${ctx.opts.servedModelName})\n`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info(`${signal}: finishing ${ctx.inFlight} in-flight request(s), up to ${o.shutdownGracePeriod} s`);
+    ctx.draining = true;
+    void app.close();
+    const deadline = Date.now() + o.shutdownGracePeriod * 1000;
+    while (ctx.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const c of ctx.controllers) c.abort();
+    const hard = Date.now() + 2000;
+    while (ctx.inFlight > 0 && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
+    await engine.shutdown();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}

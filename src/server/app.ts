@@ -1,0 +1,64 @@
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import Fastify, { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Engine } from '../engine/engine.js';
+import { ServeOptions, ServerContext } from './context.js';
+import { renderError } from './errors.js';
+import { chatCompletions } from './routes/chat.js';
+import { completions } from './routes/completions.js';
+import { generate } from './routes/generate.js';
+import { health, healthGenerate, listModels, metrics, modelInfo, serverInfo } from './routes/info.js';
+
+const OPEN_ROUTES = new Set(['/health', '/health_generate']);
+
+function keyMatches(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The HTTP server: OpenAI- and SGLang-compatible routes over one Engine. */
+export function createServer(engine: Engine, opts: ServeOptions, logLevel = 'info'): { app: FastifyInstance; ctx: ServerContext } {
+  const app = Fastify({
+    logger: { level: logLevel },
+    bodyLimit: opts.maxBodyBytes,
+    genReqId: () => `req-${randomUUID().slice(0, 8)}`,
+    disableRequestLogging: logLevel !== 'debug',
+  });
+  const ctx = new ServerContext(engine, opts, app.log);
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    if (!opts.apiKey || OPEN_ROUTES.has(req.url.split('?')[0]!)) return;
+    const auth = req.headers.authorization;
+    const given = auth?.startsWith('Bearer ') ? auth.slice(7) : (req.headers['x-api-key'] as string | undefined);
+    if (!given || !keyMatches(given, opts.apiKey)) {
+      return reply.code(401).send({ object: 'error', message: given ? 'invalid API key' : 'missing API key (Authorization: Bearer ...)', type: 'AuthenticationError', param: null, code: 401 });
+    }
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    ctx.metrics.requests.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const r = renderError(err, String(req.id));
+    if (r.internal) req.log.error({ err, reqId: req.id }, 'request failed');
+    const retryAfter = (err as { retryAfter?: number }).retryAfter;
+    if (r.status === 503) reply.header('retry-after', String(retryAfter ?? 1));
+    return reply.code(r.status).send(r.body);
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ object: 'error', message: `no route ${req.method} ${req.url}`, type: 'NotFoundError', param: null, code: 404 }),
+  );
+
+  const h = (fn: (ctx: ServerContext, req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) => (req: FastifyRequest, reply: FastifyReply) => fn(ctx, req, reply);
+  app.post('/v1/chat/completions', h(chatCompletions));
+  app.post('/v1/completions', h(completions));
+  app.post('/generate', h(generate));
+  app.get('/v1/models', async () => listModels(ctx));
+  app.get('/health', async (_req, reply) => health(ctx, reply));
+  app.get('/health_generate', async (_req, reply) => healthGenerate(ctx, reply));
+  app.get('/get_model_info', async () => modelInfo(ctx));
+  app.get('/get_server_info', async () => serverInfo(ctx));
+  app.get('/metrics', async (_req, reply) => metrics(ctx, reply));
+  return { app, ctx };
+}

@@ -1,0 +1,55 @@
+import { FastifyBaseLogger } from 'fastify';
+import { Engine } from '../engine/engine.js';
+import { IrisError } from '../errors.js';
+import { ServerMetrics } from './metrics.js';
+
+export interface ServeOptions {
+  host: string;
+  port: number;
+  servedModelName: string;
+  apiKey: string | null;
+  /** Requests admitted at once (running + waiting) before answering 503. */
+  maxConcurrentRequests: number;
+  maxBodyBytes: number;
+  /** Seconds in-flight requests get to finish after SIGTERM/SIGINT. */
+  shutdownGraceSeconds: number;
+}
+
+/** What every route handler shares. */
+export class ServerContext {
+  readonly metrics = new ServerMetrics();
+  private inflight = 0;
+  draining = false;
+  readonly controllers = new Set<AbortController>();
+
+  constructor(
+    readonly engine: Engine,
+    readonly opts: ServeOptions,
+    readonly log: FastifyBaseLogger,
+  ) {}
+
+  get inFlight(): number {
+    return this.inflight;
+  }
+
+  /** Takes a slot for a generation request, or refuses with 503 when full or shutting down. */
+  admit(): { release(): void; controller: AbortController } {
+    if (this.draining) throw new IrisError('the server is shutting down', { status: 503, type: 'ServiceUnavailableError' });
+    if (this.inflight >= this.opts.maxConcurrentRequests) {
+      throw Object.assign(new IrisError(`the server is at capacity (${this.inflight} requests in flight); retry shortly`, { status: 503, type: 'ServiceUnavailableError' }), { retryAfter: 1 });
+    }
+    this.inflight++;
+    const controller = new AbortController();
+    this.controllers.add(controller);
+    let released = false;
+    return {
+      controller,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.inflight--;
+        this.controllers.delete(controller);
+      },
+    };
+  }
+}

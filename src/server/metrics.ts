@@ -1,0 +1,65 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics of the server (GET /metrics). */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({ name: 'iris_requests_total', help: 'Requests by route and HTTP status', labelNames: ['route', 'status'], registers: [this.registry] });
+  readonly promptTokens = new Counter({ name: 'iris_prompt_tokens_total', help: 'Prompt tokens processed', registers: [this.registry] });
+  readonly completionTokens = new Counter({ name: 'iris_generation_tokens_total', help: 'Completion tokens generated', registers: [this.registry] });
+  readonly cachedTokens = new Counter({ name: 'iris_cached_tokens_total', help: 'Prompt tokens served from the prefix cache', registers: [this.registry] });
+  readonly ttft = new Histogram({
+    name: 'iris_time_to_first_token_seconds',
+    help: 'Time from request arrival to the first token',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly itl = new Histogram({
+    name: 'iris_inter_token_latency_seconds',
+    help: 'Time between consecutive tokens of a request',
+    buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2],
+    registers: [this.registry],
+  });
+  readonly e2e = new Histogram({
+    name: 'iris_e2e_request_latency_seconds',
+    help: 'Time from request arrival to its last token',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
+  readonly running = new Gauge({ name: 'iris_num_running_reqs', help: 'Requests running in the engine', registers: [this.registry] });
+  readonly queued = new Gauge({ name: 'iris_num_queued_reqs', help: 'Requests waiting for the engine', registers: [this.registry] });
+  readonly kvUsage = new Gauge({ name: 'iris_kv_cache_usage_ratio', help: 'Share of KV cache pages in use', registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'iris_process_' });
+  }
+}
+
+/** Times one request's token stream into the latency histograms. */
+export class RequestTimer {
+  private readonly start = performance.now();
+  private last = 0;
+  private first = true;
+
+  constructor(private readonly m: ServerMetrics) {}
+
+  tokens(count: number): void {
+    if (count <= 0) return;
+    const now = performance.now();
+    if (this.first) {
+      this.m.ttft.observe((now - this.start) / 1000);
+      this.first = false;
+    } else {
+      // Tokens that arrive together share the gap since the previous batch.
+      const gap = (now - this.last) / 1000 / count;
+      for (let i = 0; i < count; i++) this.m.itl.observe(gap);
+    }
+    this.last = now;
+  }
+
+  done(promptTokens: number, completionTokens: number, cachedTokens: number): void {
+    this.m.e2e.observe((performance.now() - this.start) / 1000);
+    this.m.promptTokens.inc(promptTokens);
+    this.m.completionTokens.inc(completionTokens);
+    this.m.cachedTokens.inc(cachedTokens);
+  }
+}

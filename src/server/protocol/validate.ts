@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import { InvalidRequestError } from '../../errors.js';
+
+/** Parses a body with a zod schema; the first problem becomes a 400 naming the field. */
+export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new InvalidRequestError('the request body must be a JSON object');
+  }
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const path = issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('');
+  throw new InvalidRequestError(`${path || 'body'}: ${issue.message}`, path || null);
+}
+
+/** Fields OpenAI defines that Iris does not implement yet: refused rather than ignored. */
+export function refuseUnsupported(body: Record<string, unknown>, checks: Record<string, (v: unknown) => boolean>): void {
+  for (const [field, isUsed] of Object.entries(checks)) {
+    const v = body[field];
+    if (v !== undefined && v !== null && isUsed(v)) {
+      throw new InvalidRequestError(`${field} is not supported by this server yet`, field);
+    }
+  }
+}
+
+export const stopField = z.union([z.string(), z.array(z.string()).max(16)]).nullish();

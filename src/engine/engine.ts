@@ -46,8 +46,10 @@ export interface GenerateInput {
 export interface TokenLogprobInfo {
   tokenId: number;
   token: string;
+  /** The token's raw bytes (may be part of a UTF-8 character). */
+  bytes: number[];
   logprob: number;
-  top: Array<{ tokenId: number; token: string; logprob: number }>;
+  top: Array<{ tokenId: number; token: string; bytes: number[]; logprob: number }>;
 }
 
 export interface Usage {
@@ -333,11 +335,13 @@ export class Engine {
 
   private logprobInfo(t: StepToken): TokenLogprobInfo {
     const tok = (i: number) => this.tokenizer.decode([i], { skipSpecialTokens: false });
+    const bytes = (i: number) => [...this.tokenizer.tokenBytes(i)];
     return {
       tokenId: t.tokenId,
       token: tok(t.tokenId),
+      bytes: bytes(t.tokenId),
       logprob: t.logprob!,
-      top: (t.top ?? []).map((x) => ({ tokenId: x.tokenId, token: tok(x.tokenId), logprob: x.logprob })),
+      top: (t.top ?? []).map((x) => ({ tokenId: x.tokenId, token: tok(x.tokenId), bytes: bytes(x.tokenId), logprob: x.logprob })),
     };
   }
 

@@ -1,5 +1,5 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import Fastify, { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import Fastify, { FastifyInstance, FastifyReply, FastifyRequest, LogController } from 'fastify';
 import { Engine } from '../engine/engine.js';
 import { ServeOptions, ServerContext } from './context.js';
 import { renderError } from './errors.js';
@@ -22,7 +22,8 @@ export function createServer(engine: Engine, opts: ServeOptions, logLevel = 'inf
     logger: { level: logLevel },
     bodyLimit: opts.maxBodyBytes,
     genReqId: () => `req-${randomUUID().slice(0, 8)}`,
-    disableRequestLogging: logLevel !== 'debug',
+    // Per-request access lines only at debug level; errors are always logged.
+    logController: new LogController({ disableRequestLogging: logLevel !== 'debug' }),
   });
   const ctx = new ServerContext(engine, opts, app.log);
 

@@ -67,6 +67,17 @@ function readJson(path: string, what: string): unknown {
  * needs and the library leaves implicit: id-set lookups for special tokens, EOS ids, tolerant
  * decoding (empty input, ids beyond the tokenizer's vocabulary such as padded embedding rows).
  */
+/** Inverse of GPT-2's bytes_to_unicode: printable bytes map to themselves, the rest to 256+. */
+const UNICODE_TO_BYTE: Map<number, number> = (() => {
+  const m = new Map<number, number>();
+  let extra = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    m.set(printable ? b : 256 + extra++, b);
+  }
+  return m;
+})();
+
 export class TextTokenizer {
   /** One past the largest token id, added tokens included (the model's vocab may be padded larger). */
   readonly vocabSize: number;
@@ -81,6 +92,8 @@ export class TextTokenizer {
   readonly config: Readonly<TokenizerConfigJson>;
   private readonly tok: Tokenizer;
   private readonly cleanUp: boolean;
+  private readonly byteLevel: boolean;
+  private readonly addedIds: Set<number>;
 
   constructor(tokenizerJson: object, config: TokenizerConfigJson, where = 'tokenizer.json') {
     try {
@@ -105,6 +118,8 @@ export class TextTokenizer {
       }
     }
     this.specialTokenIds = special;
+    this.addedIds = new Set(this.tok.get_added_tokens_decoder().keys());
+    this.byteLevel = JSON.stringify((tokenizerJson as { decoder?: unknown }).decoder ?? null).includes('"ByteLevel"');
 
     const idOf = (key: string): number | null => {
       const s = tokenContent(config[key]);
@@ -165,6 +180,25 @@ export class TextTokenizer {
 
   idToToken(id: number): string | undefined {
     return this.tok.id_to_token(id);
+  }
+
+  /**
+   * The raw bytes a token stands for: byte-level BPE tokens map back through
+   * GPT-2's byte-to-character table, so a token holding half a UTF-8 character
+   * gives its real bytes (for logprobs' `bytes`), not U+FFFD.
+   */
+  tokenBytes(id: number): Uint8Array {
+    const t = this.tok.id_to_token(id);
+    if (t === undefined) return new Uint8Array(0);
+    if (!this.byteLevel || this.addedIds.has(id)) return Buffer.from(t, 'utf8');
+    const out = new Uint8Array(t.length);
+    let n = 0;
+    for (const ch of t) {
+      const b = UNICODE_TO_BYTE.get(ch.codePointAt(0)!);
+      if (b === undefined) return Buffer.from(this.decode([id]), 'utf8');
+      out[n++] = b;
+    }
+    return out.subarray(0, n);
   }
 
   isSpecial(id: number): boolean {

@@ -12,10 +12,6 @@ export function usageJson(u: Usage, cachedTokens = 0) {
   };
 }
 
-function bytes(s: string): number[] {
-  return [...Buffer.from(s, 'utf8')];
-}
-
 /** choices[].logprobs of a chat completion. */
 export function chatLogprobs(lps: TokenLogprobInfo[] | null, topN: number | null) {
   if (!lps || topN === null) return null;
@@ -23,8 +19,8 @@ export function chatLogprobs(lps: TokenLogprobInfo[] | null, topN: number | null
     content: lps.map((l) => ({
       token: l.token,
       logprob: l.logprob,
-      bytes: bytes(l.token),
-      top_logprobs: l.top.slice(0, topN).map((t) => ({ token: t.token, logprob: t.logprob, bytes: bytes(t.token) })),
+      bytes: l.bytes,
+      top_logprobs: l.top.slice(0, topN).map((t) => ({ token: t.token, logprob: t.logprob, bytes: t.bytes })),
     })),
   };
 }

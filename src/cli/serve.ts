@@ -13,6 +13,9 @@ export interface ServeCliOptions {
   maxRunningRequests: number;
   maxQueuedRequests: number;
   maxTotalTokens?: number;
+  chunkedPrefillSize: number;
+  disableRadixCache?: boolean;
+  visionCacheMb: number;
   logLevel: string;
   allowedLocalMediaPath?: string;
   mediaFetchTimeout: number;
@@ -37,6 +40,10 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
     contextLength: o.contextLength,
     maxRunningRequests: o.maxRunningRequests,
     maxTotalTokens: o.maxTotalTokens,
+    maxQueuedRequests: o.maxQueuedRequests,
+    chunkedPrefillSize: o.chunkedPrefillSize,
+    disableRadixCache: o.disableRadixCache,
+    visionCacheMb: o.visionCacheMb,
     threads: o.threads,
     lowDetailMaxPixels: o.lowDetailMaxPixels,
     imageLimits: {
@@ -63,6 +70,7 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
       maxConcurrentRequests: o.maxRunningRequests + o.maxQueuedRequests,
       maxBodyBytes: Math.round(o.maxBodyMb * 1024 * 1024),
       shutdownGraceSeconds: o.shutdownGracePeriod,
+      disableRadixCache: o.disableRadixCache,
     },
     o.logLevel,
   );

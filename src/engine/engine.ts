@@ -253,6 +253,7 @@ export class Engine {
       pixelValues: p.pixelValues,
       grid: p.grid,
       start: expanded.imageRanges[i]!.start,
+      numTokens: p.numTokens,
       hash: loaded[i]!.hash,
     }));
     const sampling = this.resolveSampling(input.sampling);
@@ -320,7 +321,7 @@ export class Engine {
           chunk.matchedStop = m.matchedStop;
         }
         if (chunk.finishReason) {
-          chunk.usage = { promptTokens: m.promptTokens, completionTokens: completion, totalTokens: m.promptTokens + completion };
+          chunk.usage = { promptTokens: m.promptTokens, completionTokens: completion, totalTokens: m.promptTokens + completion, cachedTokens: m.cachedTokens };
           done = true;
         }
         if (chunk.tokenIds.length > 0 || done) yield chunk;

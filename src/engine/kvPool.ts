@@ -45,6 +45,17 @@ export class KvPagePool {
     for (const p of pages) this.free.push(p);
   }
 
+  /** Copies the first `len` token slots of page `src` into page `dst` (copy-on-write of a shared page). */
+  copyPage(src: number, dst: number, len: number): void {
+    const W = this.width;
+    const a = src * this.pageSize * W;
+    const b = dst * this.pageSize * W;
+    for (let l = 0; l < this.numLayers; l++) {
+      this.k[l]!.copyWithin(b, a, a + len * W);
+      this.v[l]!.copyWithin(b, a, a + len * W);
+    }
+  }
+
   /**
    * Copies `count` new tokens' K/V rows (from a graph output [B, S, width],
    * sequence `b`) into the sequence's pages at token positions start.. .

@@ -12,6 +12,13 @@ export interface EngineOptions {
   maxRunningRequests?: number;
   /** ONNX Runtime intra-op threads; 0 = ORT's choice. */
   threads?: number;
+  /** Requests waiting for the engine beyond the running ones before refusing (503). */
+  maxQueuedRequests?: number;
+  /** Most prompt tokens prefilled in one engine step. */
+  chunkedPrefillSize?: number;
+  disableRadixCache?: boolean;
+  /** Image-embedding cache size. */
+  visionCacheMb?: number;
 }
 
 export interface ImageForEngine {
@@ -19,6 +26,8 @@ export interface ImageForEngine {
   grid: GridThw;
   /** Index of the image's first placeholder token in the prompt. */
   start: number;
+  /** Placeholder tokens the image takes. */
+  numTokens: number;
   /** Content hash of the decoded image (cache key). */
   hash: string;
 }
@@ -51,7 +60,16 @@ export interface EngineStats {
   waiting: number;
   totalPages: number;
   freePages: number;
+  /** Pages held by the prefix cache (evictable unless a running request reads them). */
+  cachedPages: number;
+  /** Pages held by running requests. */
+  usedPages: number;
   pageSize: number;
+  promptTokens: number;
+  cachedPromptTokens: number;
+  visionCacheHits: number;
+  visionCacheMisses: number;
+  preemptions: number;
 }
 
 export interface ModelInfo {
@@ -67,6 +85,6 @@ export interface ModelInfo {
 export type FromWorker =
   | { type: 'progress'; what: string }
   | { type: 'ready'; info: ModelInfo }
-  | { type: 'tokens'; id: string; tokens: StepToken[]; finish: FinishReason | null; matchedStop: number | null; promptTokens: number }
+  | { type: 'tokens'; id: string; tokens: StepToken[]; finish: FinishReason | null; matchedStop: number | null; promptTokens: number; cachedTokens: number }
   | { type: 'error'; id: string | null; message: string; status: number; errorType: string }
   | { type: 'stats'; stats: EngineStats };

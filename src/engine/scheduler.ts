@@ -1,9 +1,11 @@
 import { IrisError, InvalidRequestError } from '../errors.js';
-import { VisionLanguageModel } from '../models/model.js';
+import { ForwardSeq, VisionLanguageModel } from '../models/model.js';
 import { KvPagePool } from './kvPool.js';
 import { EngineStats, FinishReason, GenerateMsg } from './messages.js';
+import { PrefixCache } from './prefixCache.js';
 import { SamplerState, sampleToken } from './sampler.js';
 import { Sequence } from './sequence.js';
+import { VisionCache } from './visionCache.js';
 
 export interface StepEvent {
   seq: Sequence;
@@ -11,44 +13,82 @@ export interface StepEvent {
   matchedStop: number | null;
 }
 
+export interface SchedulerOptions {
+  contextLength: number;
+  maxRunning: number;
+  maxQueued: number;
+  /** Most prompt tokens prefilled in one step. */
+  chunkedPrefillSize: number;
+  radixCache: boolean;
+  visionCacheBytes: number;
+}
+
+/** Exponential moving average that starts at the first sample. */
+class Ema {
+  value: number | null = null;
+  add(x: number, a = 0.3): void {
+    this.value = this.value === null ? x : this.value * (1 - a) + x * a;
+  }
+}
+
 /**
- * Runs requests on the model: waiting requests are prefilled one at a time when
- * pages allow, and every running sequence decodes one token per step in a single
- * batched graph run (continuous batching: sequences join and leave between steps).
+ * Continuous batching. Each step: admit waiting requests while pages allow
+ * (reusing cached prefixes), encode the new requests' images together, run all
+ * sequences that need one token (decode) in one batched graph run, then prefill
+ * waiting prompt tokens in chunks under a token budget. While others decode, the
+ * budget is sized so a chunk costs about as much as a decode step, so a long
+ * prompt never stalls the running streams for long.
  */
 export class Scheduler {
   private readonly waiting: Sequence[] = [];
   private readonly running: Sequence[] = [];
   private readonly scratch: Float32Array;
+  readonly cache: PrefixCache | null;
+  private readonly vision: VisionCache;
+  private readonly decodeMs = new Ema();
+  private readonly prefillMsPerToken = new Ema();
+  private promptTokens = 0;
+  private cachedPromptTokens = 0;
+  private preemptions = 0;
 
   constructor(
     private readonly model: VisionLanguageModel,
     readonly pool: KvPagePool,
     private readonly eosIds: number[],
-    readonly contextLength: number,
-    private readonly maxRunning: number,
+    private readonly opts: SchedulerOptions,
   ) {
     this.scratch = new Float32Array(model.config.text.vocabSize);
+    this.cache = opts.radixCache ? new PrefixCache(pool) : null;
+    this.vision = new VisionCache(opts.visionCacheBytes);
+  }
+
+  get contextLength(): number {
+    return this.opts.contextLength;
   }
 
   add(msg: GenerateMsg): void {
     const total = msg.ids.length + msg.sampling.maxNewTokens;
-    if (msg.ids.length >= this.contextLength) {
-      throw new InvalidRequestError(`the prompt has ${msg.ids.length} tokens, which exceeds the context length of ${this.contextLength} tokens`, 'messages');
+    if (msg.ids.length >= this.opts.contextLength) {
+      throw new InvalidRequestError(`the prompt has ${msg.ids.length} tokens, which exceeds the context length of ${this.opts.contextLength} tokens`, 'messages');
     }
-    if (this.pool.pagesFor(Math.min(total, this.contextLength)) > this.pool.usablePages) {
-      throw new InvalidRequestError(
-        `the request needs up to ${total} tokens of KV cache but the pool holds ${this.pool.usablePages * this.pool.pageSize}`,
-        'max_tokens',
-      );
+    if (this.pool.pagesFor(Math.min(total, this.opts.contextLength)) > this.pool.usablePages) {
+      throw new InvalidRequestError(`the request needs up to ${total} tokens of KV cache but the pool holds ${this.pool.usablePages * this.pool.pageSize}`, 'max_tokens');
+    }
+    if (this.waiting.length >= this.opts.maxQueued) {
+      throw new IrisError(`the engine queue is full (${this.waiting.length} waiting); retry shortly`, { status: 503, type: 'ServiceUnavailableError' });
     }
     const sampler = new SamplerState(msg.sampling, msg.ids, msg.sampling.ignoreEos ? [] : this.eosIds);
     this.waiting.push(new Sequence(msg.id, msg.ids, msg.images, sampler));
   }
 
+  /** Marks a request aborted; returns it if it was still waiting (removed at once). */
   abort(id: string): Sequence | null {
     const w = this.waiting.findIndex((s) => s.id === id);
-    if (w >= 0) return this.waiting.splice(w, 1)[0]!;
+    if (w >= 0) {
+      const seq = this.waiting.splice(w, 1)[0]!;
+      this.releasePages(seq);
+      return seq;
+    }
     const seq = this.running.find((s) => s.id === id);
     if (seq) seq.aborted = true;
     return null;
@@ -59,97 +99,256 @@ export class Scheduler {
   }
 
   stats(): EngineStats {
+    const cached = this.cache?.pages ?? 0;
     return {
       running: this.running.length,
       waiting: this.waiting.length,
       totalPages: this.pool.usablePages,
       freePages: this.pool.freePages,
+      cachedPages: cached,
+      usedPages: this.pool.usablePages - this.pool.freePages - cached,
       pageSize: this.pool.pageSize,
+      promptTokens: this.promptTokens,
+      cachedPromptTokens: this.cachedPromptTokens,
+      visionCacheHits: this.vision.hits,
+      visionCacheMisses: this.vision.misses,
+      preemptions: this.preemptions,
     };
   }
 
-  /** One engine step: admit and prefill at most one request, else decode the running batch. */
   async step(): Promise<StepEvent[]> {
     const events: StepEvent[] = [];
     this.reapAborted(events);
-    const next = this.waiting[0];
-    if (next && this.running.length < this.maxRunning && this.pool.freePages >= this.pool.pagesFor(next.promptIds.length + 1)) {
-      this.waiting.shift();
-      await this.prefill(next, events);
-      return events;
+    const admitted = this.admit();
+    await this.encodeImages(admitted);
+
+    const decode = this.running.filter((s) => s.pendingTokens === 1);
+    if (decode.length > 0) await this.runDecode(decode, events);
+
+    const prefill = this.running.filter((s) => s.pendingTokens > 1).sort((a, b) => a.arrival - b.arrival);
+    let budget = this.opts.chunkedPrefillSize;
+    if (decode.length > 0 && this.decodeMs.value !== null && this.prefillMsPerToken.value !== null) {
+      budget = Math.max(1, Math.min(budget, Math.floor(this.decodeMs.value / this.prefillMsPerToken.value)));
+    } else if (decode.length > 0) {
+      budget = Math.min(budget, 16);
     }
-    if (this.running.length > 0) await this.decode(events);
+    for (const seq of prefill) {
+      if (budget <= 0) break;
+      const n = Math.min(seq.pendingTokens, budget);
+      budget -= n;
+      await this.runPrefill(seq, n, events);
+    }
     return events;
   }
 
+  // ---- admission and pages -------------------------------------------------
+
+  /** Makes `n` pages free, evicting cached prefixes if needed. */
+  private ensureFree(n: number): boolean {
+    if (this.pool.freePages < n && this.cache) this.cache.evict(n - this.pool.freePages);
+    return this.pool.freePages >= n;
+  }
+
+  private admit(): Sequence[] {
+    const admitted: Sequence[] = [];
+    while (this.waiting.length > 0 && this.running.length < this.opts.maxRunning) {
+      const seq = this.waiting[0]!;
+      const target = seq.totalLen;
+      // Keep the last token out of the match: its logits are needed.
+      const m = this.cache?.match(seq.keys, target - 1) ?? { nodes: [], copyFrom: null, tokens: 0 };
+      const need = this.pool.pagesFor(target) - m.nodes.length;
+      if (!this.ensureFree(need)) {
+        this.cache?.unlock(m.nodes);
+        break;
+      }
+      this.waiting.shift();
+      seq.pages = m.nodes.map((n) => n.page);
+      seq.locked = m.nodes;
+      if (m.copyFrom) {
+        const [p] = this.pool.alloc(1);
+        this.pool.copyPage(m.copyFrom.page, p!, m.copyFrom.len);
+        seq.pages.push(p!);
+      }
+      seq.pages.push(...this.pool.alloc(this.pool.pagesFor(target) - seq.pages.length));
+      seq.cachedLen = m.tokens;
+      if (seq.output.length === 0) {
+        seq.cachedPromptTokens = m.tokens;
+        this.promptTokens += seq.promptIds.length;
+        this.cachedPromptTokens += m.tokens;
+      }
+      if (!seq.promptPositions) {
+        const pos = this.model.promptPositions(seq.promptIds, seq.images);
+        seq.promptPositions = pos.positions;
+        seq.promptNext = pos.next;
+      }
+      this.running.push(seq);
+      admitted.push(seq);
+    }
+    return admitted;
+  }
+
+  /** Gives back a sequence's pages: to the prefix cache (what was computed) or the pool. */
+  private releasePages(seq: Sequence): void {
+    if (this.cache) this.cache.insert(seq.keys, seq.cachedLen, seq.pages, seq.locked as never[]);
+    else this.pool.release(seq.pages);
+    seq.pages = [];
+    seq.locked = [];
+    seq.embeds = seq.embeds.map(() => null);
+  }
+
+  private leave(seq: Sequence): void {
+    const i = this.running.indexOf(seq);
+    if (i >= 0) this.running.splice(i, 1);
+    this.releasePages(seq);
+  }
+
+  /** Frees the newest running request's pages and puts it back first in line; it is recomputed later. */
+  private preemptNewest(except: Set<Sequence>): boolean {
+    const victims = this.running.filter((s) => !except.has(s)).sort((a, b) => b.arrival - a.arrival);
+    const victim = victims[0] ?? [...this.running].sort((a, b) => b.arrival - a.arrival)[0];
+    if (!victim) return false;
+    this.leave(victim);
+    victim.cachedLen = 0;
+    this.waiting.unshift(victim);
+    this.preemptions++;
+    return true;
+  }
+
   private reapAborted(events: StepEvent[]): void {
-    for (let i = this.running.length - 1; i >= 0; i--) {
-      const seq = this.running[i]!;
-      if (seq.aborted) {
-        this.finish(seq, i);
-        events.push({ seq, finish: 'abort', matchedStop: null });
+    for (const seq of this.running.filter((s) => s.aborted)) {
+      this.leave(seq);
+      events.push({ seq, finish: 'abort', matchedStop: null });
+    }
+  }
+
+  // ---- vision ---------------------------------------------------------------
+
+  /** Embeddings for the images whose tokens the new sequences still have to compute, in one vision run. */
+  private async encodeImages(seqs: Sequence[]): Promise<void> {
+    const todo: Array<{ seq: Sequence; k: number; key: string }> = [];
+    for (const seq of seqs) {
+      seq.images.forEach((img, k) => {
+        if (img.start + img.numTokens <= seq.cachedLen || seq.embeds[k]) return;
+        const key = `${img.hash}|${img.grid.join('x')}`;
+        const hit = this.vision.get(key);
+        if (hit) seq.embeds[k] = hit;
+        else todo.push({ seq, k, key });
+      });
+    }
+    if (todo.length === 0) return;
+    // The same image in several new requests is encoded once.
+    const unique = new Map<string, { seq: Sequence; k: number }>();
+    for (const t of todo) if (!unique.has(t.key)) unique.set(t.key, t);
+    const list = [...unique.entries()];
+    let embeds: Float32Array[];
+    try {
+      embeds = await this.model.encodeImages(list.map(([, t]) => ({ pixelValues: t.seq.images[t.k]!.pixelValues, grid: t.seq.images[t.k]!.grid })));
+    } catch (e) {
+      for (const s of new Set(todo.map((t) => t.seq))) this.leave(s);
+      throw Object.assign(e instanceof IrisError ? e : new IrisError((e as Error).message), { seqIds: [...new Set(todo.map((t) => t.seq.id))] });
+    }
+    list.forEach(([key], i) => this.vision.set(key, embeds[i]!));
+    for (const t of todo) t.seq.embeds[t.k] = embeds[list.findIndex(([key]) => key === t.key)]!;
+  }
+
+  // ---- model runs -------------------------------------------------------------
+
+  /** The forward inputs of tokens [from, from + n) of a sequence, with image rows appended to `extra`. */
+  private slice(seq: Sequence, from: number, n: number, extra: Float32Array[], extraRows: { count: number }): ForwardSeq {
+    const hidden = this.model.config.text.hiddenSize;
+    const ids = new Int32Array(n);
+    const positions = new Int32Array(3 * n);
+    let rows: Int32Array | undefined;
+    const base = new Map<number, number>();
+    for (let j = 0; j < n; j++) {
+      const i = from + j;
+      ids[j] = seq.tokenAt(i);
+      for (let a = 0; a < 3; a++) positions[a * n + j] = seq.position(i, a);
+      if (i < seq.promptIds.length) {
+        const at = seq.imageAt(i);
+        if (at) {
+          rows ??= new Int32Array(n).fill(-1);
+          let b = base.get(at.image);
+          if (b === undefined) {
+            const e = seq.embeds[at.image];
+            if (!e) throw new IrisError(`image ${at.image + 1} of request ${seq.id} has no embeddings`);
+            b = extraRows.count;
+            base.set(at.image, b);
+            extra.push(e);
+            extraRows.count += e.length / hidden;
+          }
+          rows[j] = b + at.offset;
+        }
       }
     }
+    return { ids, positions, embedRows: rows, pages: seq.pages, pastLen: from };
   }
 
-  private finish(seq: Sequence, index: number): void {
-    this.pool.release(seq.pages);
-    seq.pages = [];
-    this.running.splice(index, 1);
+  private static concat(parts: Float32Array[]): Float32Array {
+    if (parts.length === 1) return parts[0]!;
+    const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+    let o = 0;
+    for (const p of parts) (out.set(p, o), (o += p.length));
+    return out;
   }
 
-  private async prefill(seq: Sequence, events: StepEvent[]): Promise<void> {
-    const ids = seq.promptIds;
-    seq.pages = this.pool.alloc(this.pool.pagesFor(ids.length));
-    try {
-      const embeds = await this.model.encodeImages(seq.images.map((i) => ({ pixelValues: i.pixelValues, grid: i.grid })));
-      const hidden = this.model.config.text.hiddenSize;
-      const rows = new Int32Array(ids.length).fill(-1);
-      const extra = new Float32Array(embeds.reduce((a, e) => a + e.length, 0));
-      let r = 0;
-      seq.images.forEach((img, k) => {
-        const e = embeds[k]!;
-        extra.set(e, r * hidden);
-        for (let j = 0; j < e.length / hidden; j++) rows[img.start + j] = r + j;
-        r += e.length / hidden;
-      });
-      const pos = this.model.promptPositions(ids, seq.images);
-      const logits = await this.model.forward([{ ids, positions: pos.positions, embedRows: rows, pages: seq.pages, pastLen: 0 }], extra, this.pool);
-      seq.cachedLen = ids.length;
-      seq.nextPos = pos.next;
-      this.running.push(seq);
-      this.accept(seq, logits.subarray(0, this.scratch.length), events);
-    } catch (e) {
-      this.pool.release(seq.pages);
-      seq.pages = [];
-      const i = this.running.indexOf(seq);
-      if (i >= 0) this.running.splice(i, 1);
-      throw e instanceof IrisError ? Object.assign(e, { seqId: seq.id }) : Object.assign(new IrisError((e as Error).message), { seqId: seq.id });
+  private async runDecode(batch: Sequence[], events: StepEvent[]): Promise<void> {
+    // Every sequence needs a slot for its new token; preempt the newest if pages run out.
+    const keep = new Set(batch);
+    for (const seq of [...batch]) {
+      if (!this.running.includes(seq)) continue;
+      const need = this.pool.pagesFor(seq.cachedLen + 1) - seq.pages.length;
+      if (need <= 0) continue;
+      while (!this.ensureFree(need)) {
+        if (!this.preemptNewest(new Set([seq])) || !this.running.includes(seq)) break;
+      }
+      if (!this.running.includes(seq)) continue;
+      if (this.pool.freePages < need) {
+        // Alone and still no room: nothing left to preempt.
+        this.leave(seq);
+        events.push({ seq, finish: 'length', matchedStop: null });
+        continue;
+      }
+      seq.pages.push(...this.pool.alloc(need));
+      keep.add(seq);
     }
-  }
-
-  private async decode(events: StepEvent[]): Promise<void> {
-    const batch = this.running.slice();
-    for (const seq of batch) {
-      const need = this.pool.pagesFor(seq.cachedLen + 1);
-      if (need > seq.pages.length) seq.pages.push(...this.pool.alloc(need - seq.pages.length));
-    }
-    const logits = await this.model.forward(
-      batch.map((seq) => ({
-        ids: [seq.lastToken],
-        positions: Int32Array.of(seq.nextPos, seq.nextPos, seq.nextPos),
-        pages: seq.pages,
-        pastLen: seq.cachedLen,
-      })),
-      new Float32Array(0),
-      this.pool,
-    );
+    const live = batch.filter((s) => this.running.includes(s));
+    if (live.length === 0) return;
+    const extra: Float32Array[] = [];
+    const rows = { count: 0 };
+    const inputs = live.map((s) => this.slice(s, s.cachedLen, 1, extra, rows));
+    const t0 = performance.now();
+    const logits = await this.guard(live, () => this.model.forward(inputs, Scheduler.concat(extra.length ? extra : [new Float32Array(0)]), this.pool));
+    this.decodeMs.add(performance.now() - t0);
     const V = this.scratch.length;
-    batch.forEach((seq, b) => {
+    live.forEach((seq, b) => {
       seq.cachedLen++;
-      seq.nextPos++;
       this.accept(seq, logits.subarray(b * V, (b + 1) * V), events);
     });
+  }
+
+  private async runPrefill(seq: Sequence, n: number, events: StepEvent[]): Promise<void> {
+    const extra: Float32Array[] = [];
+    const rows = { count: 0 };
+    const input = this.slice(seq, seq.cachedLen, n, extra, rows);
+    const t0 = performance.now();
+    const logits = await this.guard([seq], () => this.model.forward([input], Scheduler.concat(extra.length ? extra : [new Float32Array(0)]), this.pool));
+    this.prefillMsPerToken.add((performance.now() - t0) / n);
+    seq.cachedLen += n;
+    if (seq.pendingTokens === 0) {
+      seq.embeds = seq.embeds.map(() => null);
+      this.accept(seq, logits.subarray(0, this.scratch.length), events);
+    }
+  }
+
+  /** A failed run fails the sequences in it (and only those); the engine goes on. */
+  private async guard<T>(seqs: Sequence[], run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (e) {
+      for (const s of seqs) this.leave(s);
+      throw Object.assign(e instanceof IrisError ? e : new IrisError((e as Error).message), { seqIds: seqs.map((s) => s.id) });
+    }
   }
 
   /** Samples the next token of `seq` and decides whether it finished. */
@@ -157,6 +356,7 @@ export class Scheduler {
     const tok = sampleToken(logits, seq.sampler, this.scratch);
     seq.sampler.record(tok.tokenId);
     seq.output.push(tok.tokenId);
+    seq.keys.push(tok.tokenId);
     seq.pending.push(tok);
     const p = seq.sampler.params;
     let finish: FinishReason | null = null;
@@ -165,15 +365,10 @@ export class Scheduler {
     if (canStop && (seq.sampler.eosIds.includes(tok.tokenId) || p.stopTokenIds.includes(tok.tokenId))) {
       finish = 'stop';
       matchedStop = tok.tokenId;
-    } else if (seq.output.length >= p.maxNewTokens || seq.totalLen >= this.contextLength) {
+    } else if (seq.output.length >= p.maxNewTokens || seq.totalLen >= this.opts.contextLength) {
       finish = 'length';
     }
-    if (finish) this.finish(seq, this.running.indexOf(seq));
+    if (finish) this.leave(seq);
     events.push({ seq, finish, matchedStop });
-  }
-
-  /** Pages held by sequences (for leak checks). */
-  get pagesInUse(): number {
-    return this.pool.usablePages - this.pool.freePages;
   }
 }

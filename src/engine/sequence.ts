@@ -1,29 +1,84 @@
+import { GridThw } from '../models/visionLayout.js';
 import { ImageForEngine, StepToken } from './messages.js';
 import { SamplerState } from './sampler.js';
 
-/** One request inside the engine: its tokens, pages, position and sampler state. */
+/** Base of the cache keys standing for image tokens (above any vocabulary). */
+const IMAGE_KEY_BASE = 1 << 30;
+
+/** A stable 30-bit number per (image content, grid): the image's tokens' prefix-cache key. */
+export function imageKey(hash: string, grid: GridThw): number {
+  let h = 0x811c9dc5;
+  const s = `${hash}|${grid.join('x')}`;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return IMAGE_KEY_BASE + ((h >>> 0) % IMAGE_KEY_BASE);
+}
+
+/** One request inside the engine: its tokens, pages, positions and sampler state. */
 export class Sequence {
+  /** Pages in token order: cache pages read in place first, then this sequence's own. */
   pages: number[] = [];
-  /** Tokens whose K/V are in the pool. */
+  /** Cache nodes this sequence reads in place (unlocked when it leaves). */
+  locked: unknown[] = [];
+  /** Tokens whose K/V are in `pages`. */
   cachedLen = 0;
+  /** Prompt tokens that came from the prefix cache at the last admission. */
+  cachedPromptTokens = 0;
   readonly output: number[] = [];
-  /** M-RoPE position of the next token (all axes); set at prefill. */
-  nextPos = 0;
+  /** Prefix-cache keys of every token (prompt with image keys, then outputs). */
+  readonly keys: number[];
+  /** Prompt positions [3][promptLen] and the position after the prompt; set at admission. */
+  promptPositions: Int32Array | null = null;
+  promptNext = 0;
+  /** Per image: its embeddings while its tokens still need computing. */
+  embeds: Array<Float32Array | null>;
   aborted = false;
   pending: StepToken[] = [];
+  readonly arrival: number;
+  private static counter = 0;
 
   constructor(
     readonly id: string,
     readonly promptIds: Int32Array,
     readonly images: ImageForEngine[],
     readonly sampler: SamplerState,
-  ) {}
-
-  get lastToken(): number {
-    return this.output[this.output.length - 1]!;
+  ) {
+    this.arrival = Sequence.counter++;
+    this.keys = Array.from(promptIds);
+    for (const img of images) {
+      const n = img.numTokens;
+      const k = imageKey(img.hash, img.grid);
+      for (let j = 0; j < n && img.start + j < this.keys.length; j++) this.keys[img.start + j] = k;
+    }
+    this.embeds = images.map(() => null);
   }
 
   get totalLen(): number {
     return this.promptIds.length + this.output.length;
+  }
+
+  /** Token id at index i of prompt + output. */
+  tokenAt(i: number): number {
+    return i < this.promptIds.length ? this.promptIds[i]! : this.output[i - this.promptIds.length]!;
+  }
+
+  /** Tokens still to feed before the next token can be sampled. */
+  get pendingTokens(): number {
+    return this.totalLen - this.cachedLen;
+  }
+
+  /** Position of token i on axis a. */
+  position(i: number, axis: number): number {
+    const n = this.promptIds.length;
+    return i < n ? this.promptPositions![axis * n + i]! : this.promptNext + (i - n);
+  }
+
+  /** The image (index) whose tokens include prompt position i, or -1. */
+  imageAt(i: number): { image: number; offset: number } | null {
+    for (let k = 0; k < this.images.length; k++) {
+      const img = this.images[k]!;
+      const n = img.numTokens;
+      if (i >= img.start && i < img.start + n) return { image: k, offset: i - img.start };
+    }
+    return null;
   }
 }

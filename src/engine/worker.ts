@@ -33,7 +33,14 @@ async function init(options: EngineOptions): Promise<void> {
   const pageSize = model.pageSize;
   const pool = new KvPagePool(tc.numLayers, Math.ceil(maxTotalTokens / pageSize) + 1, pageSize, tc.numKvHeads * tc.headDim);
   const eos = [...new Set([...gen.eosTokenIds, ...config.eosTokenIds])];
-  scheduler = new Scheduler(model, pool, eos, contextLength, options.maxRunningRequests ?? 64);
+  scheduler = new Scheduler(model, pool, eos, {
+    contextLength,
+    maxRunning: options.maxRunningRequests ?? 64,
+    maxQueued: options.maxQueuedRequests ?? 1024,
+    chunkedPrefillSize: options.chunkedPrefillSize ?? 2048,
+    radixCache: !options.disableRadixCache,
+    visionCacheBytes: (options.visionCacheMb ?? 256) * 1024 * 1024,
+  });
   send({
     type: 'ready',
     info: {
@@ -57,13 +64,15 @@ async function loop(): Promise<void> {
       try {
         events = await scheduler.step();
       } catch (e) {
-        send(errorMsg(e, (e as { seqId?: string }).seqId ?? null));
+        const ids = (e as { seqIds?: string[] }).seqIds;
+        if (ids) for (const id of ids) send(errorMsg(e, id));
+        else send(errorMsg(e, null));
         continue;
       }
       for (const ev of events) {
         const tokens = ev.seq.pending;
         ev.seq.pending = [];
-        send({ type: 'tokens', id: ev.seq.id, tokens, finish: ev.finish, matchedStop: ev.matchedStop, promptTokens: ev.seq.promptIds.length });
+        send({ type: 'tokens', id: ev.seq.id, tokens, finish: ev.finish, matchedStop: ev.matchedStop, promptTokens: ev.seq.promptIds.length, cachedTokens: ev.seq.cachedPromptTokens });
       }
       // Let abort and new-request messages in between steps.
       await new Promise((r) => setImmediate(r));
@@ -88,7 +97,7 @@ port.on('message', (m: ToWorker) => {
       break;
     case 'abort': {
       const removed = scheduler?.abort(m.id);
-      if (removed) send({ type: 'tokens', id: m.id, tokens: [], finish: 'abort', matchedStop: null, promptTokens: removed.promptIds.length });
+      if (removed) send({ type: 'tokens', id: m.id, tokens: [], finish: 'abort', matchedStop: null, promptTokens: removed.promptIds.length, cachedTokens: 0 });
       void loop();
       break;
     }

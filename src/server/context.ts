@@ -13,6 +13,7 @@ export interface ServeOptions {
   maxBodyBytes: number;
   /** Seconds in-flight requests get to finish after SIGTERM/SIGINT. */
   shutdownGraceSeconds: number;
+  disableRadixCache?: boolean;
 }
 
 /** What every route handler shares. */

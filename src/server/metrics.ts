@@ -27,7 +27,8 @@ export class ServerMetrics {
   });
   readonly running = new Gauge({ name: 'iris_num_running_reqs', help: 'Requests running in the engine', registers: [this.registry] });
   readonly queued = new Gauge({ name: 'iris_num_queued_reqs', help: 'Requests waiting for the engine', registers: [this.registry] });
-  readonly kvUsage = new Gauge({ name: 'iris_kv_cache_usage_ratio', help: 'Share of KV cache pages in use', registers: [this.registry] });
+  readonly kvUsage = new Gauge({ name: 'iris_kv_cache_usage_ratio', help: 'Share of KV cache pages held by running requests', registers: [this.registry] });
+  readonly kvCached = new Gauge({ name: 'iris_kv_cache_prefix_ratio', help: 'Share of KV cache pages held by the prefix cache', registers: [this.registry] });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'iris_process_' });

@@ -66,10 +66,19 @@ export async function serverInfo(ctx: ServerContext) {
       page_size: stats.pageSize,
       total_pages: stats.totalPages,
       free_pages: stats.freePages,
-      used_pages: stats.totalPages - stats.freePages,
+      used_pages: stats.usedPages,
+      cached_pages: stats.cachedPages,
       total_tokens: stats.totalPages * stats.pageSize,
-      usage: stats.totalPages ? (stats.totalPages - stats.freePages) / stats.totalPages : 0,
+      usage: stats.totalPages ? stats.usedPages / stats.totalPages : 0,
     },
+    prefix_cache: {
+      enabled: !ctx.opts.disableRadixCache,
+      prompt_tokens: stats.promptTokens,
+      cached_prompt_tokens: stats.cachedPromptTokens,
+      hit_rate: stats.promptTokens ? stats.cachedPromptTokens / stats.promptTokens : 0,
+    },
+    vision_cache: { hits: stats.visionCacheHits, misses: stats.visionCacheMisses },
+    preemptions: stats.preemptions,
   };
 }
 
@@ -77,6 +86,7 @@ export async function metrics(ctx: ServerContext, reply: FastifyReply) {
   const s = await ctx.engine.stats();
   ctx.metrics.running.set(s.running);
   ctx.metrics.queued.set(s.waiting);
-  ctx.metrics.kvUsage.set(s.totalPages ? (s.totalPages - s.freePages) / s.totalPages : 0);
+  ctx.metrics.kvUsage.set(s.totalPages ? s.usedPages / s.totalPages : 0);
+  ctx.metrics.kvCached.set(s.totalPages ? s.cachedPages / s.totalPages : 0);
   return reply.header('content-type', ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
 }

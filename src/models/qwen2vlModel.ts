@@ -47,8 +47,22 @@ export class Qwen2VLModel implements VisionLanguageModel {
     return new Qwen2VLModel(config, pageSize, vision, text, v.w.bytes + t.w.bytes);
   }
 
+  /** Images of the same size are encoded together, one vision run per size. */
   async encodeImages(images: ImageInput[]): Promise<Float32Array[]> {
-    if (images.length === 0) return [];
+    const out: Float32Array[] = new Array(images.length);
+    const groups = new Map<string, number[]>();
+    images.forEach((img, i) => {
+      const key = img.grid.join('x');
+      groups.set(key, [...(groups.get(key) ?? []), i]);
+    });
+    for (const idx of groups.values()) {
+      const embeds = await this.encodeSameSize(idx.map((i) => images[i]!));
+      idx.forEach((i, j) => (out[i] = embeds[j]!));
+    }
+    return out;
+  }
+
+  private async encodeSameSize(images: ImageInput[]): Promise<Float32Array[]> {
     const vc = this.config.vision;
     const layout = buildVisionLayout(images.map((i) => i.grid), vc);
     const patchDim = vc.inChannels * vc.temporalPatchSize * vc.patchSize * vc.patchSize;
@@ -71,13 +85,12 @@ export class Qwen2VLModel implements VisionLanguageModel {
       [I.cos]: { data: layout.cos, dims: [layout.numPatches, 1, D] },
       [I.sin]: { data: layout.sin, dims: [layout.numPatches, 1, D] },
       [I.fullGather]: { data: layout.full.gather, dims: [layout.full.numSegments, layout.full.maxLen] },
-      [I.fullMask]: { data: layout.full.mask, dims: [layout.full.numSegments, 1, 1, layout.full.maxLen] },
       [I.fullUngather]: { data: layout.full.ungather, dims: [layout.numPatches] },
     };
     if (layout.window && vc.kind === 'qwen2_5_vl' && vc.fullAttBlockIndexes.length < vc.depth) {
       const wseg = layout.window;
       feeds[I.winGather] = { data: wseg.gather, dims: [wseg.numSegments, wseg.maxLen] };
-      feeds[I.winMask] = { data: wseg.mask, dims: [wseg.numSegments, 1, 1, wseg.maxLen] };
+      feeds[I.winMask] = { data: wseg.mask, dims: [wseg.numSegments, wseg.maxLen] };
       feeds[I.winUngather] = { data: wseg.ungather, dims: [layout.numPatches] };
     }
     const out = (await this.vision.run(feeds))[I.output]!.data;

@@ -2,7 +2,7 @@ import { GraphBuilder } from '../runtime/onnx/graph.js';
 import { DataType } from '../runtime/onnx/model.js';
 import { SessionWeights, WeightStore } from '../runtime/weights.js';
 import { VisionConfig } from './config.js';
-import { LayerCtx, applyRotary, linear, maskedAttention } from './layers.js';
+import { LayerCtx, applyRotary, linear } from './layers.js';
 
 /** The parts in which Qwen2-VL and Qwen2.5-VL vision towers differ. */
 export interface VisionBlockSpec {
@@ -16,7 +16,6 @@ export const VISION_INPUTS = {
   cos: 'rot_cos',
   sin: 'rot_sin',
   fullGather: 'full_gather',
-  fullMask: 'full_mask',
   fullUngather: 'full_ungather',
   winGather: 'win_gather',
   winMask: 'win_mask',
@@ -26,14 +25,18 @@ export const VISION_INPUTS = {
 
 /**
  * Attention over segments (windows or whole images): rows are gathered into
- * [segments, len] padded batches, attended with a key-padding mask, then put back.
+ * [segments, len] batches and attended with ONNX Runtime's fused multi-head
+ * attention, then put back in order. Whole-image segments have equal lengths
+ * (images of one size share a run) and no mask, which keeps the kernel on its
+ * memory-efficient path; windows are padded and masked.
  */
-function segmentAttention(g: GraphBuilder, q: string, k: string, v: string, seg: { gather: string; mask: string; ungather: string }, heads: number, headDim: number): string {
-  // q/k/v: [N, H, D] -> [S, L, H, D] -> [S, H, L, D]
-  const toBatched = (x: string) => g.transpose(g.gather(x, seg.gather, 0), [0, 2, 1, 3]);
-  const out = maskedAttention(g, toBatched(q), toBatched(k), toBatched(v), seg.mask, headDim, 4);
-  const flat = g.reshape(g.transpose(out, [0, 2, 1, 3]), [-1, heads * headDim]);
-  return g.gather(flat, seg.ungather, 0);
+function segmentAttention(g: GraphBuilder, q: string, k: string, v: string, seg: { gather: string; mask: string | null; ungather: string }, heads: number, headDim: number): string {
+  // q/k/v: [N, H, D] -> [S, L, H*D]
+  const toBatched = (x: string) => g.reshape(g.gather(x, seg.gather, 0), [0, 0, heads * headDim]);
+  const inputs = [toBatched(q), toBatched(k), toBatched(v)];
+  if (seg.mask) inputs.push('', seg.mask);
+  const out = g.op('MultiHeadAttention', inputs, { num_heads: heads, scale: { float: 1 / Math.sqrt(headDim) } }, { domain: 'com.microsoft' });
+  return g.gather(g.reshape(out, [-1, heads * headDim]), seg.ungather, 0);
 }
 
 /**
@@ -55,14 +58,14 @@ export function buildQwenVisionGraph(store: WeightStore, cfg: VisionConfig, spec
   const sin = g.input(I.sin, DataType.FLOAT, ['patches', 1, D]);
   const full = {
     gather: g.input(I.fullGather, DataType.INT64, ['full_segments', 'full_len']),
-    mask: g.input(I.fullMask, DataType.FLOAT, ['full_segments', 1, 1, 'full_len']),
+    mask: null,
     ungather: g.input(I.fullUngather, DataType.INT64, ['patches']),
   };
   const hasWindows = Array.from({ length: cfg.depth }, (_, i) => spec.usesWindow(i, cfg)).some(Boolean);
   const win = hasWindows
     ? {
         gather: g.input(I.winGather, DataType.INT64, ['windows', 'window_len']),
-        mask: g.input(I.winMask, DataType.FLOAT, ['windows', 1, 1, 'window_len']),
+        mask: g.input(I.winMask, DataType.INT32, ['windows', 'window_len']),
         ungather: g.input(I.winUngather, DataType.INT64, ['patches']),
       }
     : null;

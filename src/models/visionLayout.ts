@@ -6,8 +6,10 @@ export type GridThw = [number, number, number];
 export interface Segments {
   /** [numSegments, maxLen] positions into the sequence; padding repeats a valid index. */
   gather: BigInt64Array;
-  /** [numSegments, 1, 1, maxLen] additive mask hiding the padding keys. */
-  mask: Float32Array;
+  /** [numSegments, maxLen] key mask: 1 for real positions, 0 for padding. */
+  mask: Int32Array;
+  /** Whether any segment is padded. */
+  padded: boolean;
   /** [seqLen] where each sequence position sits in the flattened [numSegments * maxLen]. */
   ungather: BigInt64Array;
   numSegments: number;
@@ -28,25 +30,25 @@ export interface VisionLayout {
   restore: Int32Array;
 }
 
-const MASK_MIN = -3.4028234663852886e38;
-
 function segmentsFromBounds(bounds: number[], seqLen: number): Segments {
   const ranges: Array<[number, number]> = [];
   for (let i = 1; i < bounds.length; i++) if (bounds[i]! > bounds[i - 1]!) ranges.push([bounds[i - 1]!, bounds[i]!]);
   const maxLen = Math.max(...ranges.map(([a, b]) => b - a));
   const n = ranges.length;
   const gather = new BigInt64Array(n * maxLen);
-  const mask = new Float32Array(n * maxLen);
+  const mask = new Int32Array(n * maxLen);
+  let padded = false;
   const ungather = new BigInt64Array(seqLen);
   ranges.forEach(([a, b], s) => {
     for (let j = 0; j < maxLen; j++) {
       const valid = a + j < b;
       gather[s * maxLen + j] = BigInt(valid ? a + j : a);
-      mask[s * maxLen + j] = valid ? 0 : MASK_MIN;
+      mask[s * maxLen + j] = valid ? 1 : 0;
+      if (!valid) padded = true;
       if (valid) ungather[a + j] = BigInt(s * maxLen + j);
     }
   });
-  return { gather, mask, ungather, numSegments: n, maxLen };
+  return { gather, mask, padded, ungather, numSegments: n, maxLen };
 }
 
 /**
@@ -93,7 +95,9 @@ function visionInvFreq(headDim: number): Float32Array {
   return out;
 }
 
+/** Images of one grid size; several sizes need several vision runs (see the model). */
 export function buildVisionLayout(grids: GridThw[], cfg: VisionConfig): VisionLayout {
+  if (grids.some((g) => g[1] !== grids[0]![1] || g[2] !== grids[0]![2])) throw new Error('one vision run takes images of one size');
   const merge = cfg.spatialMergeSize;
   const unit = merge * merge;
   const headDim = cfg.hiddenSize / cfg.numHeads;

@@ -7,7 +7,7 @@ export interface RuntimeOptions {
   intraOpThreads?: number;
 }
 
-export type Feed = Float32Array | BigInt64Array;
+export type Feed = Float32Array | BigInt64Array | Int32Array;
 export interface FeedTensor {
   data: Feed;
   dims: readonly number[];
@@ -37,7 +37,8 @@ export class GraphSession {
   async run(feeds: Record<string, FeedTensor>): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>> {
     const inputs: Record<string, ort.Tensor> = {};
     for (const [k, v] of Object.entries(feeds)) {
-      inputs[k] = new ort.Tensor(v.data instanceof BigInt64Array ? 'int64' : 'float32', v.data, v.dims);
+      const type = v.data instanceof BigInt64Array ? 'int64' : v.data instanceof Int32Array ? 'int32' : 'float32';
+      inputs[k] = new ort.Tensor(type, v.data, v.dims);
     }
     const out = await this.session.run(inputs);
     const res: Record<string, { data: Float32Array; dims: readonly number[] }> = {};

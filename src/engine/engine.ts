@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { InvalidRequestError, IrisError } from '../errors.js';
 import { ModelConfig, loadModelConfig } from '../models/config.js';
 import { DEFAULT_MEDIA_LIMITS } from '../multimodal/fetchMedia.js';
-import { ImageLimits, loadImages } from '../multimodal/loadImages.js';
+import { DecodedImageCache, ImageLimits, loadImages } from '../multimodal/loadImages.js';
 import { ImageProcessor, PixelBudget, loadImageProcessor } from '../multimodal/processor.js';
 import { ChatTemplate } from '../tokenizer/chatTemplate.js';
 import type { ChatMessage } from '../tokenizer/chatMessages.js';
@@ -104,6 +104,7 @@ interface PendingRequest {
 export class Engine {
   private readonly pending = new Map<string, PendingRequest>();
   private statsWaiters: Array<(s: EngineStats) => void> = [];
+  private readonly decoded = new DecodedImageCache();
   private closed = false;
 
   private constructor(
@@ -246,7 +247,7 @@ export class Engine {
     } else {
       throw new InvalidRequestError('give messages, prompt or inputIds', 'messages');
     }
-    const loaded = await loadImages(sources, this.imageLimits);
+    const loaded = await loadImages(sources, this.imageLimits, this.decoded);
     const processed = loaded.map((l, i) => this.processor.process(l.image, this.budgetFor(details[i], input.pixelBudget)));
     const expanded = expandImagePlaceholders(ids, this.config.imageTokenId, processed.map((p) => p.numTokens));
     const images: ImageForEngine[] = processed.map((p, i) => ({

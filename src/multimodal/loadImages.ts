@@ -16,8 +16,36 @@ export interface ImageLimits extends MediaLimits {
   maxImagesPerRequest: number;
 }
 
+/** Decoded images by content hash, least recently used out first, bounded in bytes. */
+export class DecodedImageCache {
+  private readonly map = new Map<string, RgbImage>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes = 128 * 1024 * 1024) {}
+
+  get(hash: string): RgbImage | undefined {
+    const v = this.map.get(hash);
+    if (v) {
+      this.map.delete(hash);
+      this.map.set(hash, v);
+    }
+    return v;
+  }
+
+  set(hash: string, img: RgbImage): void {
+    if (img.data.byteLength > this.maxBytes || this.map.has(hash)) return;
+    this.map.set(hash, img);
+    this.bytes += img.data.byteLength;
+    for (const [k, v] of this.map) {
+      if (this.bytes <= this.maxBytes) break;
+      this.map.delete(k);
+      this.bytes -= v.data.byteLength;
+    }
+  }
+}
+
 /** Loads and decodes all images of a request concurrently; the first failure names its image. */
-export async function loadImages(sources: Array<string | Uint8Array>, limits: ImageLimits): Promise<LoadedImage[]> {
+export async function loadImages(sources: Array<string | Uint8Array>, limits: ImageLimits, cache?: DecodedImageCache): Promise<LoadedImage[]> {
   if (sources.length > limits.maxImagesPerRequest) {
     throw new ImageError(`the request has ${sources.length} images; the limit is ${limits.maxImagesPerRequest}`, 'messages');
   }
@@ -25,8 +53,12 @@ export async function loadImages(sources: Array<string | Uint8Array>, limits: Im
     sources.map(async (src, i) => {
       const bytes = await loadMediaBytes(src, i, limits);
       const hash = createHash('sha256').update(bytes).digest('hex');
+      const hit = cache?.get(hash);
+      if (hit) return { image: hit, hash };
       try {
-        return { image: await decodeImage(bytes, { maxPixels: limits.maxImagePixels }), hash };
+        const image = await decodeImage(bytes, { maxPixels: limits.maxImagePixels });
+        cache?.set(hash, image);
+        return { image, hash };
       } catch (e) {
         throw new ImageError(`image ${i + 1} (${describeSource(src)}): ${(e as Error).message}`, 'image');
       }

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { InvalidRequestError, ModelLoadError } from '../errors.js';
+import { BUILTIN_CHAT_TEMPLATES } from './templates/index.js';
 import { prepareMessages, type ChatMessage, type ContentFormat, type ImageRef } from './chatMessages.js';
 import { detectContentFormat } from './contentFormat.js';
 import { specialTokensMap, type TokenizerConfigJson } from './tokenizer.js';
@@ -75,6 +76,8 @@ function additionalTemplates(modelDir: string): Map<string, string> {
  */
 export function findChatTemplate(modelDir: string, override?: string): FoundChatTemplate | null {
   if (override !== undefined) {
+    const builtin = BUILTIN_CHAT_TEMPLATES[override];
+    if (builtin) return { source: 'override', path: `builtin:${override}`, templates: new Map([['default', builtin]]) };
     if (existsSync(override) && statSync(override).isFile()) {
       // A .json override is read like chat_template.json; anything else is raw template text.
       const templates = override.endsWith('.json')
@@ -84,7 +87,9 @@ export function findChatTemplate(modelDir: string, override?: string): FoundChat
       return { source: 'override', path: override, templates };
     }
     if (/\{[{%]/.test(override)) return { source: 'override', path: null, templates: new Map([['default', override]]) };
-    throw new ModelLoadError(`chat template override is neither a file nor template text: ${override}`);
+    throw new ModelLoadError(
+      `chat template "${override}" is neither a built-in name (${Object.keys(BUILTIN_CHAT_TEMPLATES).join(', ')}), a file, nor template text`,
+    );
   }
   const jinjaPath = join(modelDir, 'chat_template.jinja');
   if (existsSync(jinjaPath)) {

@@ -179,3 +179,13 @@ test('lookup order: chat_template.jinja, chat_template.json, tokenizer_config.js
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('built-in template names: qwen2-vl renders as the model folder template does; unknown names are explained', async () => {
+  const { ChatTemplate: CT } = await import('../../src/tokenizer/chatTemplate.js');
+  const { fixturePath } = await import('../helpers/paths.js');
+  const dir = fixturePath('golden/qwen2_5_vl/model');
+  const msgs = [{ role: 'user' as const, content: [{ type: 'image_url' as const, image_url: { url: 'x' } }, { type: 'text' as const, text: 'Hi' }] }];
+  assert.equal(CT.load(dir, 'qwen2-vl').render(msgs), CT.load(dir).render(msgs));
+  assert.match(CT.load(dir, 'chatml').render([{ role: 'user', content: 'Hi' }]), /<\|im_start\|>user\nHi<\|im_end\|>\n<\|im_start\|>assistant\n$/);
+  assert.throws(() => CT.load(dir, 'no-such-template'), /neither a built-in name \(qwen2-vl, chatml/);
+});

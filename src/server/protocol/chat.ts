@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { stopField } from './validate.js';
+import { openAiSamplingFields } from './validate.js';
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
 const imageUrlPart = z.object({
@@ -27,29 +27,12 @@ const message = z
 /** POST /v1/chat/completions, with SGLang's extra sampling fields. Unknown fields are ignored. */
 export const chatRequestSchema = z
   .object({
-    model: z.string().optional(),
+    ...openAiSamplingFields,
     messages: z.array(message).min(1, 'messages must not be empty'),
     max_tokens: z.number().int().positive().nullish(),
     max_completion_tokens: z.number().int().positive().nullish(),
-    temperature: z.number().min(0).max(2).nullish(),
-    top_p: z.number().gt(0).max(1).nullish(),
-    n: z.number().int().min(1).max(16).nullish(),
-    stop: stopField,
-    seed: z.number().int().nullish(),
-    presence_penalty: z.number().min(-2).max(2).nullish(),
-    frequency_penalty: z.number().min(-2).max(2).nullish(),
     logprobs: z.boolean().nullish(),
     top_logprobs: z.number().int().min(0).max(20).nullish(),
-    stream: z.boolean().nullish(),
-    stream_options: z.object({ include_usage: z.boolean().nullish() }).loose().nullish(),
-    user: z.string().nullish(),
-    top_k: z.number().int().min(-1).nullish(),
-    min_p: z.number().min(0).max(1).nullish(),
-    repetition_penalty: z.number().gt(0).max(2).nullish(),
-    min_tokens: z.number().int().min(0).nullish(),
-    skip_special_tokens: z.boolean().nullish(),
-    stop_token_ids: z.array(z.number().int().min(0)).nullish(),
-    ignore_eos: z.boolean().nullish(),
     chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
     continue_final_message: z.boolean().nullish(),
   })

@@ -1,30 +1,13 @@
 import { z } from 'zod';
-import { stopField } from './validate.js';
+import { openAiSamplingFields, stopField } from './validate.js';
 
 /** POST /v1/completions (legacy text completions). */
 export const completionRequestSchema = z
   .object({
-    model: z.string().optional(),
+    ...openAiSamplingFields,
     prompt: z.union([z.string(), z.array(z.string()).min(1), z.array(z.number().int().min(0)).min(1), z.array(z.array(z.number().int().min(0)).min(1)).min(1)]),
     max_tokens: z.number().int().positive().nullish(),
-    temperature: z.number().min(0).max(2).nullish(),
-    top_p: z.number().gt(0).max(1).nullish(),
-    n: z.number().int().min(1).max(16).nullish(),
-    stop: stopField,
-    seed: z.number().int().nullish(),
-    presence_penalty: z.number().min(-2).max(2).nullish(),
-    frequency_penalty: z.number().min(-2).max(2).nullish(),
     logprobs: z.number().int().min(0).max(20).nullish(),
-    stream: z.boolean().nullish(),
-    stream_options: z.object({ include_usage: z.boolean().nullish() }).loose().nullish(),
-    user: z.string().nullish(),
-    top_k: z.number().int().min(-1).nullish(),
-    min_p: z.number().min(0).max(1).nullish(),
-    repetition_penalty: z.number().gt(0).max(2).nullish(),
-    min_tokens: z.number().int().min(0).nullish(),
-    skip_special_tokens: z.boolean().nullish(),
-    stop_token_ids: z.array(z.number().int().min(0)).nullish(),
-    ignore_eos: z.boolean().nullish(),
   })
   .loose();
 

@@ -24,3 +24,25 @@ export function refuseUnsupported(body: Record<string, unknown>, checks: Record<
 }
 
 export const stopField = z.union([z.string(), z.array(z.string()).max(16)]).nullish();
+
+/** Sampling fields shared by /v1/chat/completions and /v1/completions (OpenAI's plus SGLang's extras). */
+export const openAiSamplingFields = {
+  model: z.string().optional(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().gt(0).max(1).nullish(),
+  n: z.number().int().min(1).max(16).nullish(),
+  stop: stopField,
+  seed: z.number().int().nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).loose().nullish(),
+  user: z.string().nullish(),
+  top_k: z.number().int().min(-1).nullish(),
+  min_p: z.number().min(0).max(1).nullish(),
+  repetition_penalty: z.number().gt(0).max(2).nullish(),
+  min_tokens: z.number().int().min(0).nullish(),
+  skip_special_tokens: z.boolean().nullish(),
+  stop_token_ids: z.array(z.number().int().min(0)).nullish(),
+  ignore_eos: z.boolean().nullish(),
+};

@@ -7,8 +7,7 @@ import { CHAT_UNSUPPORTED, chatRequestSchema } from '../protocol/chat.js';
 import { chatCompletionJson, chatLogprobs, sumUsage, usageJson } from '../protocol/responses.js';
 import { toSampling } from '../protocol/sampling.js';
 import { parseBody, refuseUnsupported } from '../protocol/validate.js';
-import { renderError } from '../errors.js';
-import { RunningRequest, startSse } from './run.js';
+import { RunningRequest, streamSse } from './run.js';
 
 /** POST /v1/chat/completions */
 export async function chatCompletions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
@@ -38,10 +37,9 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
       return reply.send(chatCompletionJson(id, created, model, results, topN, results[0]?.usage.cachedTokens ?? 0));
     }
 
-    const sse = startSse(reply);
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({ id, object: 'chat.completion.chunk', created, model, choices, ...extra });
-    for (let i = 0; i < n; i++) sse.data(chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
-    try {
+    return await streamSse(ctx, reply, async (sse) => {
+      for (let i = 0; i < n; i++) sse.data(chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
       const finals = await run.streamChoices(prepared, n, (index, c) => {
         if (c.text || (c.logprobs && c.logprobs.length > 0)) {
           sse.data(chunk([{ index, delta: { content: c.text }, logprobs: chatLogprobs(c.logprobs, topN), finish_reason: null }]));
@@ -54,13 +52,7 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
         const usage = sumUsage(finals.map((f) => ({ usage: f.usage! })));
         sse.data(chunk([], { usage: usageJson(usage, finals[0]?.usage?.cachedTokens ?? 0) }));
       }
-    } catch (e) {
-      const r = renderError(e, String(request.id));
-      if (r.internal) ctx.log.error({ err: e, reqId: request.id }, 'stream failed');
-      sse.data(r.body);
-    }
-    sse.end();
-    return reply;
+    });
   } finally {
     run.release();
   }

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { FastifyReply, FastifyRequest } from 'fastify';
-import { GenerateChunk, GenerateResult } from '../../engine/engine.js';
+import { GenerateChunk, GenerateResult, Usage } from '../../engine/engine.js';
 import { ServerContext } from '../context.js';
-import { renderError } from '../errors.js';
 import { COMPLETION_UNSUPPORTED, completionRequestSchema } from '../protocol/completions.js';
 import { completionLogprobs, sumUsage, usageJson } from '../protocol/responses.js';
 import { toSampling } from '../protocol/sampling.js';
 import { parseBody, refuseUnsupported } from '../protocol/validate.js';
-import { RunningRequest, startSse } from './run.js';
+import { RunningRequest, streamSse } from './run.js';
 
 /** POST /v1/completions: each prompt (text or token ids) times n choices. */
 export async function completions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
@@ -31,12 +30,17 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
     const created = Math.floor(Date.now() / 1000);
     const model = ctx.opts.servedModelName;
     const base = { id, object: 'text_completion', created, model };
+    // Every prompt counts once, whatever n is.
+    const promptUsage = (usages: Usage[]): Usage => {
+      const u = sumUsage(usages.map((usage) => ({ usage })));
+      u.promptTokens = prepared.reduce((a, pr) => a + pr.ids.length, 0);
+      u.totalTokens = u.promptTokens + u.completionTokens;
+      return u;
+    };
 
     if (!body.stream) {
       const results: GenerateResult[] = (await Promise.all(prepared.map((pr) => run.collect(pr, n)))).flat();
-      const usage = sumUsage(results);
-      usage.promptTokens = prepared.reduce((a, pr) => a + pr.ids.length, 0);
-      usage.totalTokens = usage.promptTokens + usage.completionTokens;
+      const usage = promptUsage(results.map((r) => r.usage));
       return reply.send({
         ...base,
         choices: results.map((r, index) => ({ index, text: r.text, logprobs: completionLogprobs(r.logprobs, topN, 0), finish_reason: r.finishReason, matched_stop: r.matchedStop })),
@@ -44,8 +48,7 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
       });
     }
 
-    const sse = startSse(reply);
-    try {
+    return await streamSse(ctx, reply, async (sse) => {
       const offsets = new Map<number, number>();
       const finals: GenerateChunk[][] = await Promise.all(
         prepared.map((pr, k) =>
@@ -57,18 +60,8 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
           }),
         ),
       );
-      if (body.stream_options?.include_usage) {
-        const all = finals.flat();
-        const usage = sumUsage(all.map((c) => ({ usage: c.usage! })));
-        usage.promptTokens = prepared.reduce((a, pr) => a + pr.ids.length, 0);
-        usage.totalTokens = usage.promptTokens + usage.completionTokens;
-        sse.data({ ...base, choices: [], usage: usageJson(usage) });
-      }
-    } catch (e) {
-      sse.data(renderError(e, String(request.id)).body);
-    }
-    sse.end();
-    return reply;
+      if (body.stream_options?.include_usage) sse.data({ ...base, choices: [], usage: usageJson(promptUsage(finals.flat().map((c) => c.usage!))) });
+    });
   } finally {
     run.release();
   }

@@ -3,11 +3,10 @@ import { FastifyReply, FastifyRequest } from 'fastify';
 import { GenerateChunk, TokenLogprobInfo } from '../../engine/engine.js';
 import { InvalidRequestError } from '../../errors.js';
 import { ServerContext } from '../context.js';
-import { renderError } from '../errors.js';
 import { generateRequestSchema } from '../protocol/completions.js';
 import { toSampling } from '../protocol/sampling.js';
 import { parseBody } from '../protocol/validate.js';
-import { RunningRequest, startSse } from './run.js';
+import { RunningRequest, streamSse } from './run.js';
 
 function finishReasonJson(c: { finishReason: string | null; matchedStop: number | string | null; usage: { completionTokens: number } | null }) {
   if (!c.finishReason) return null;
@@ -67,17 +66,12 @@ export async function generate(ctx: ServerContext, request: FastifyRequest, repl
       return reply.send(payload(last!));
     }
     // SGLang streams the cumulative text and ids in each event.
-    const sse = startSse(reply);
-    try {
+    return await streamSse(ctx, reply, async (sse) => {
       await run.streamChoices(prepared, 1, (_i, c) => {
         absorb(c);
         sse.data(payload(c));
       });
-    } catch (e) {
-      sse.data(renderError(e, String(request.id)).body);
-    }
-    sse.end();
-    return reply;
+    });
   } finally {
     run.release();
   }

@@ -2,6 +2,7 @@ import { FastifyReply, FastifyRequest } from 'fastify';
 import { GenerateChunk, GenerateResult, PreparedRequest } from '../../engine/engine.js';
 import { ServerContext } from '../context.js';
 import { RequestTimer } from '../metrics.js';
+import { renderError } from '../errors.js';
 import { SseWriter } from '../sse.js';
 
 /** One admitted generation request: its abort signal, metrics and cleanup. */
@@ -76,8 +77,20 @@ export class RunningRequest {
   }
 }
 
-/** Starts an SSE response; errors after this point are sent as an error event. */
-export function startSse(reply: FastifyReply): SseWriter {
+/**
+ * Streams a response as server-sent events: `body` writes the events; an error
+ * after the headers went out becomes an error event; `data: [DONE]` ends it.
+ */
+export async function streamSse(ctx: ServerContext, reply: FastifyReply, body: (sse: SseWriter) => Promise<void>): Promise<FastifyReply> {
   reply.hijack();
-  return new SseWriter(reply.raw, { 'x-request-id': String(reply.request.id) });
+  const sse = new SseWriter(reply.raw, { 'x-request-id': String(reply.request.id) });
+  try {
+    await body(sse);
+  } catch (e) {
+    const r = renderError(e, String(reply.request.id));
+    if (r.internal) ctx.log.error({ err: e, reqId: reply.request.id }, 'stream failed');
+    sse.data(r.body);
+  }
+  sse.end();
+  return reply;
 }

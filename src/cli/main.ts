@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { IrisError } from '../errors.js';
 import { runGenerate } from './generate.js';
 import { runServe } from './serve.js';
+import { BUILTIN_MODEL_NAME, builtinModelPath } from './builtinModel.js';
 
 function int(v: string): number {
   const n = Number(v);
@@ -22,7 +23,7 @@ program.name('iris').description('Iris: an OpenAI-compatible vision-language mod
 program
   .command('generate')
   .description('Answer one prompt about zero or more images, then exit')
-  .requiredOption('--model-path <dir>', 'Hugging Face model folder (config.json, *.safetensors, tokenizer files)')
+  .option('--model-path <dir>', `Hugging Face model folder (config.json, *.safetensors, tokenizer files); default: the built-in ${BUILTIN_MODEL_NAME}`)
   .option('--image <file>', 'an image (path, URL or data URI); repeat for several, in order', (v: string, acc: string[]) => [...acc, v], [] as string[])
   .requiredOption('--prompt <text>', 'the user message text; the images come before it in the turn')
   .option('--max-tokens <n>', 'largest number of tokens to generate', int, 128)
@@ -35,13 +36,13 @@ program
   .option('--threads <n>', 'compute threads (default: ONNX Runtime chooses)', int)
   .option('--json', 'print one JSON object with text, token ids, usage and logprobs')
   .action(async (opts) => {
-    await runGenerate(opts);
+    await runGenerate({ ...opts, modelPath: opts.modelPath ?? builtinModelPath() });
   });
 
 program
   .command('serve')
   .description('Serve the model over HTTP with OpenAI- and SGLang-compatible APIs')
-  .requiredOption('--model-path <dir>', 'Hugging Face model folder (config.json, *.safetensors, tokenizer files)')
+  .option('--model-path <dir>', `Hugging Face model folder (config.json, *.safetensors, tokenizer files); default: the built-in ${BUILTIN_MODEL_NAME}, a tiny model that describes pictures of shapes`)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on (0 picks a free one)', int, 30000)
   .option('--chat-template <file>', "a chat template file (Jinja) to use instead of the model's")
@@ -68,7 +69,8 @@ program
   .option('--shutdown-grace-period <seconds>', 'time in-flight requests get to finish on SIGTERM/SIGINT', float, 30)
   .option('--threads <n>', 'compute threads (default: ONNX Runtime chooses)', int)
   .action(async (opts) => {
-    await runServe(opts);
+    const builtin = opts.modelPath === undefined;
+    await runServe({ ...opts, modelPath: opts.modelPath ?? builtinModelPath(), servedModelName: opts.servedModelName ?? (builtin ? BUILTIN_MODEL_NAME : undefined) });
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

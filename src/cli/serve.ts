@@ -40,7 +40,8 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
     contextLength: o.contextLength,
     maxRunningRequests: o.maxRunningRequests,
     maxTotalTokens: o.maxTotalTokens,
-    maxQueuedRequests: o.maxQueuedRequests,
+    // The HTTP layer admits requests; each may run up to 16 choices (n) in the engine.
+    maxQueuedRequests: (o.maxRunningRequests + o.maxQueuedRequests) * 16,
     chunkedPrefillSize: o.chunkedPrefillSize,
     disableRadixCache: o.disableRadixCache,
     visionCacheMb: o.visionCacheMb,
@@ -77,6 +78,7 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
   await app.listen({ host: o.host, port: o.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  ctx.opts.port = port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
   process.stdout.write(`Iris is ready at http://${host}:${port} (model ${ctx.opts.servedModelName})\n`);
 

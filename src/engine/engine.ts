@@ -31,8 +31,10 @@ export interface GenerateInput {
   messages?: ChatMessage[];
   /** Raw prompt text; its image placeholders (or, if none, one per image at the start) take `images` in order. */
   prompt?: string;
-  /** Token ids instead of text (no images). */
+  /** Token ids instead of text. */
   inputIds?: number[];
+  /** The request field the prompt came from, for error messages (default: messages, prompt or input_ids). */
+  inputField?: string;
   images?: ImageSource[];
   sampling?: Partial<SamplingParams>;
   /** Per-request pixel budget for image resizing. */
@@ -247,7 +249,14 @@ export class Engine {
     } else {
       throw new InvalidRequestError('give messages, prompt or inputIds', 'messages');
     }
-    const loaded = await loadImages(sources, this.imageLimits, this.decoded);
+    if (ids.length === 0) throw new InvalidRequestError('the prompt is empty', input.inputField ?? (input.messages ? 'messages' : input.prompt !== undefined ? 'prompt' : 'input_ids'));
+    const vocab = this.config.text.vocabSize;
+    const bad = ids.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
+    if (bad !== undefined) {
+      const field = input.inputField ?? (input.inputIds ? 'input_ids' : 'prompt');
+      throw new InvalidRequestError(`${field}: token id ${bad} is outside the vocabulary (0..${vocab - 1})`, field);
+    }
+    const loaded = await loadImages(sources, this.imageLimits, this.decoded, input.signal);
     const processed = loaded.map((l, i) => this.processor.process(l.image, this.budgetFor(details[i], input.pixelBudget)));
     const expanded = expandImagePlaceholders(ids, this.config.imageTokenId, processed.map((p) => p.numTokens));
     const images: ImageForEngine[] = processed.map((p, i) => ({

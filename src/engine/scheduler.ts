@@ -74,7 +74,8 @@ export class Scheduler {
     if (this.pool.pagesFor(Math.min(total, this.opts.contextLength)) > this.pool.usablePages) {
       throw new InvalidRequestError(`the request needs up to ${total} tokens of KV cache but the pool holds ${this.pool.usablePages * this.pool.pageSize}`, 'max_tokens');
     }
-    if (this.waiting.length >= this.opts.maxQueued) {
+    // Free running slots absorb arrivals before the next step admits them.
+    if (this.waiting.length >= this.opts.maxQueued + Math.max(0, this.opts.maxRunning - this.running.length)) {
       throw new IrisError(`the engine queue is full (${this.waiting.length} waiting); retry shortly`, { status: 503, type: 'ServiceUnavailableError' });
     }
     const sampler = new SamplerState(msg.sampling, msg.ids, msg.sampling.ignoreEos ? [] : this.eosIds);

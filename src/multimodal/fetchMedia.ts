@@ -119,11 +119,13 @@ async function readCapped(res: FetchResponse, maxBytes: number, onTooLarge: () =
   return Buffer.concat(chunks, total);
 }
 
-async function fetchHttp(url: string, index: number, limits: MediaLimits): Promise<Uint8Array> {
+async function fetchHttp(url: string, index: number, limits: MediaLimits, cancel?: AbortSignal): Promise<Uint8Array> {
   let lastCause = '';
   for (let attempt = 0; attempt <= limits.retries; attempt++) {
     if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(200 * 2 ** (attempt - 1), 2000)));
-    const signal = AbortSignal.timeout(limits.fetchTimeoutMs);
+    if (cancel?.aborted) fail(index, url, 'the request was cancelled');
+    const timeout = AbortSignal.timeout(limits.fetchTimeoutMs);
+    const signal = cancel ? AbortSignal.any([timeout, cancel]) : timeout;
     try {
       let current = url;
       for (let hop = 0; ; hop++) {
@@ -145,6 +147,7 @@ async function fetchHttp(url: string, index: number, limits: MediaLimits): Promi
       }
     } catch (e) {
       if (e instanceof ImageError) throw e;
+      if (cancel?.aborted) fail(index, url, 'the request was cancelled');
       const err = e as Error & { cause?: Error & { code?: string } };
       if (err.cause instanceof BlockedAddressError) fail(index, url, err.cause.message);
       lastCause =
@@ -159,15 +162,28 @@ async function fetchHttp(url: string, index: number, limits: MediaLimits): Promi
 async function readLocal(path: string, index: number, src: string, limits: MediaLimits): Promise<Uint8Array> {
   if (limits.allowedLocalMediaPath === null) fail(index, src, 'local files are not allowed (see --allowed-local-media-path)');
   let real: string;
-  try {
-    real = await realpath(path);
-  } catch {
-    fail(index, src, 'no such file');
-  }
   if (limits.allowedLocalMediaPath !== 'any') {
-    // Compare real paths, so neither `..` nor symlinks lead outside the folder.
+    // The folder check comes first (on the path as written, then on the real path, so
+    // neither `..` nor symlinks lead out): outside it, nothing tells whether a file exists.
     const root = await realpath(limits.allowedLocalMediaPath).catch(() => fail(index, src, 'the allowed media folder does not exist'));
-    if (real !== root && !real.startsWith(root.endsWith(sep) ? root : root + sep)) fail(index, src, 'path is outside the allowed media folder');
+    const inside = (p: string) => p === root || p.startsWith(root.endsWith(sep) ? root : root + sep);
+    const given = resolve(path);
+    const rootAsGiven = resolve(limits.allowedLocalMediaPath);
+    if (!inside(given) && !(given === rootAsGiven || given.startsWith(rootAsGiven.endsWith(sep) ? rootAsGiven : rootAsGiven + sep))) {
+      fail(index, src, 'path is outside the allowed media folder');
+    }
+    try {
+      real = await realpath(given);
+    } catch {
+      fail(index, src, 'no such file');
+    }
+    if (!inside(real)) fail(index, src, 'path is outside the allowed media folder');
+  } else {
+    try {
+      real = await realpath(path);
+    } catch {
+      fail(index, src, 'no such file');
+    }
   }
   const st = await stat(real);
   if (!st.isFile()) fail(index, src, 'not a regular file');
@@ -191,13 +207,13 @@ function decodeDataUri(uri: string, index: number, limits: MediaLimits): Uint8Ar
  * failures, redirect and size caps), data: URI, file:// URL or local path
  * (only under the allowed folder), bare base64, or bytes given directly.
  */
-export async function loadMediaBytes(src: string | Uint8Array, index: number, limits: MediaLimits): Promise<Uint8Array> {
+export async function loadMediaBytes(src: string | Uint8Array, index: number, limits: MediaLimits, signal?: AbortSignal): Promise<Uint8Array> {
   if (typeof src !== 'string') {
     if (src.length > limits.maxBytes) fail(index, src, `larger than the ${limits.maxBytes} byte limit`);
     return src;
   }
   const s = src.trim();
-  if (s.startsWith('http://') || s.startsWith('https://')) return fetchHttp(s, index, limits);
+  if (s.startsWith('http://') || s.startsWith('https://')) return fetchHttp(s, index, limits, signal);
   if (s.startsWith('data:')) return decodeDataUri(s, index, limits);
   if (s.startsWith('file://')) {
     let p: string;

@@ -45,13 +45,13 @@ export class DecodedImageCache {
 }
 
 /** Loads and decodes all images of a request concurrently; the first failure names its image. */
-export async function loadImages(sources: Array<string | Uint8Array>, limits: ImageLimits, cache?: DecodedImageCache): Promise<LoadedImage[]> {
+export async function loadImages(sources: Array<string | Uint8Array>, limits: ImageLimits, cache?: DecodedImageCache, signal?: AbortSignal): Promise<LoadedImage[]> {
   if (sources.length > limits.maxImagesPerRequest) {
     throw new ImageError(`the request has ${sources.length} images; the limit is ${limits.maxImagesPerRequest}`, 'messages');
   }
   return Promise.all(
     sources.map(async (src, i) => {
-      const bytes = await loadMediaBytes(src, i, limits);
+      const bytes = await loadMediaBytes(src, i, limits, signal);
       const hash = createHash('sha256').update(bytes).digest('hex');
       const hit = cache?.get(hash);
       if (hit) return { image: hit, hash };

@@ -2,7 +2,7 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify, { FastifyInstance, FastifyReply, FastifyRequest, LogController } from 'fastify';
 import { Engine } from '../engine/engine.js';
 import { ServeOptions, ServerContext } from './context.js';
-import { renderError } from './errors.js';
+import { errorBody, renderError } from './errors.js';
 import { chatCompletions } from './routes/chat.js';
 import { completions } from './routes/completions.js';
 import { generate } from './routes/generate.js';
@@ -27,13 +27,22 @@ export function createServer(engine: Engine, opts: ServeOptions, logLevel = 'inf
   });
   const ctx = new ServerContext(engine, opts, app.log);
 
+  // curl -d sends application/x-www-form-urlencoded; SGLang reads the body as JSON whatever the header says.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, (body as string).length ? JSON.parse(body as string) : undefined);
+    } catch (e) {
+      done(Object.assign(new Error((e as Error).message), { statusCode: 400 }), undefined);
+    }
+  });
+
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
     if (!opts.apiKey || OPEN_ROUTES.has(req.url.split('?')[0]!)) return;
     const auth = req.headers.authorization;
     const given = auth?.startsWith('Bearer ') ? auth.slice(7) : (req.headers['x-api-key'] as string | undefined);
     if (!given || !keyMatches(given, opts.apiKey)) {
-      return reply.code(401).send({ object: 'error', message: given ? 'invalid API key' : 'missing API key (Authorization: Bearer ...)', type: 'AuthenticationError', param: null, code: 401 });
+      return reply.code(401).send(errorBody(given ? 'invalid API key' : 'missing API key (Authorization: Bearer ...)', 'AuthenticationError', null, 401));
     }
   });
   app.addHook('onResponse', async (req, reply) => {
@@ -48,7 +57,7 @@ export function createServer(engine: Engine, opts: ServeOptions, logLevel = 'inf
     return reply.code(r.status).send(r.body);
   });
   app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ object: 'error', message: `no route ${req.method} ${req.url}`, type: 'NotFoundError', param: null, code: 404 }),
+    reply.code(404).send(errorBody(`no route ${req.method} ${req.url}`, 'NotFoundError', null, 404)),
   );
 
   const h = (fn: (ctx: ServerContext, req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) => (req: FastifyRequest, reply: FastifyReply) => fn(ctx, req, reply);

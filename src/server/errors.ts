@@ -8,15 +8,22 @@ export interface ErrorBody {
   param: string | null;
   code: number;
   request_id?: string;
+  /** The same fields nested, as OpenAI's clients read them. */
+  error?: { message: string; type: string; param: string | null; code: number };
+}
+
+/** SGLang's flat error body plus OpenAI's nested `error`, so every client shows the message. */
+export function errorBody(message: string, type: string, param: string | null, code: number, extra: Partial<ErrorBody> = {}): ErrorBody {
+  return { object: 'error', message, type, param, code, ...extra, error: { message, type, param, code } };
 }
 
 /** Renders any thrown value; only IrisErrors below 500 show their message to the client. */
 export function renderError(e: unknown, requestId: string): { status: number; body: ErrorBody; internal: boolean } {
   if (e instanceof IrisError && e.status < 500) {
-    return { status: e.status, body: { object: 'error', message: e.message, type: e.type, param: e.param, code: e.status }, internal: false };
+    return { status: e.status, body: errorBody(e.message, e.type, e.param, e.status), internal: false };
   }
   if (e instanceof IrisError && e.status === 503) {
-    return { status: 503, body: { object: 'error', message: e.message, type: e.type, param: null, code: 503 }, internal: false };
+    return { status: 503, body: errorBody(e.message, e.type, null, 503), internal: false };
   }
   const fastifyErr = e as { statusCode?: number; code?: string; message?: string };
   if (fastifyErr?.statusCode && fastifyErr.statusCode < 500) {
@@ -29,11 +36,11 @@ export function renderError(e: unknown, requestId: string): { status: number; bo
           : status === 400
             ? `the request body is not valid JSON: ${fastifyErr.message ?? ''}`
             : (fastifyErr.message ?? 'bad request');
-    return { status, body: { object: 'error', message, type: status === 413 ? 'RequestTooLargeError' : 'BadRequestError', param: null, code: status }, internal: false };
+    return { status, body: errorBody(message, status === 413 ? 'RequestTooLargeError' : 'BadRequestError', null, status), internal: false };
   }
   return {
     status: 500,
-    body: { object: 'error', message: `internal server error (request id ${requestId})`, type: 'InternalServerError', param: null, code: 500, request_id: requestId },
+    body: errorBody(`internal server error (request id ${requestId})`, 'InternalServerError', null, 500, { request_id: requestId }),
     internal: true,
   };
 }

@@ -8,9 +8,27 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
   }
   const r = schema.safeParse(body);
   if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
+  const issue = mostSpecific(r.error.issues[0]!);
   const path = issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('');
   throw new InvalidRequestError(`${path || 'body'}: ${issue.message}`, path || null);
+}
+
+type Issue = z.core.$ZodIssue;
+
+/**
+ * A union's "Invalid input" hides why each option failed; report the failure
+ * that got deepest into the value instead (e.g. the bad field of a content part).
+ */
+function mostSpecific(issue: Issue): { path: PropertyKey[]; message: string } {
+  if (issue.code !== 'invalid_union' || !('errors' in issue) || issue.errors.length === 0) return issue;
+  let best: { path: PropertyKey[]; message: string } | null = null;
+  for (const option of issue.errors) {
+    for (const inner of option) {
+      const cand = mostSpecific(inner);
+      if (!best || cand.path.length > best.path.length) best = cand;
+    }
+  }
+  return best && best.path.length > 0 ? { path: [...issue.path, ...best.path], message: best.message } : issue;
 }
 
 /** Fields OpenAI defines that Iris does not implement yet: refused rather than ignored. */

@@ -39,8 +39,12 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
 
     const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({ id, object: 'chat.completion.chunk', created, model, choices, ...extra });
     return await streamSse(ctx, reply, async (sse) => {
-      for (let i = 0; i < n; i++) sse.data(chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
+      const started = new Set<number>();
       const finals = await run.streamChoices(prepared, n, (index, c) => {
+        if (!started.has(index)) {
+          started.add(index);
+          sse.data(chunk([{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
+        }
         if (c.text || (c.logprobs && c.logprobs.length > 0)) {
           sse.data(chunk([{ index, delta: { content: c.text }, logprobs: chatLogprobs(c.logprobs, topN), finish_reason: null }]));
         }

@@ -23,7 +23,7 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   try {
     const prepared = await Promise.all(
       prompts.map((pr) =>
-        ctx.engine.prepare(typeof pr === 'string' ? { prompt: pr, sampling, signal: run.signal } : { inputIds: pr, sampling, signal: run.signal }),
+        ctx.engine.prepare(typeof pr === 'string' ? { prompt: pr, sampling, signal: run.signal } : { inputIds: pr, inputField: 'prompt', sampling, signal: run.signal }),
       ),
     );
     const id = `cmpl-${randomUUID().replace(/-/g, '')}`;

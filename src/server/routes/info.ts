@@ -1,6 +1,7 @@
 import { FastifyReply } from 'fastify';
 import { IrisError } from '../../errors.js';
 import { ServerContext } from '../context.js';
+import { errorBody } from '../errors.js';
 
 const VERSION = '0.1.0';
 
@@ -13,7 +14,7 @@ export function listModels(ctx: ServerContext) {
 }
 
 export async function health(ctx: ServerContext, reply: FastifyReply) {
-  if (ctx.draining) return reply.code(503).send({ object: 'error', message: 'shutting down', type: 'ServiceUnavailableError', param: null, code: 503 });
+  if (ctx.draining) return reply.code(503).send(errorBody('shutting down', 'ServiceUnavailableError', null, 503));
   return reply.code(200).send('');
 }
 

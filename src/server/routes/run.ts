@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { FastifyReply, FastifyRequest } from 'fastify';
 import { GenerateChunk, GenerateResult, PreparedRequest } from '../../engine/engine.js';
 import { ServerContext } from '../context.js';
@@ -17,6 +18,8 @@ export class RunningRequest {
   ) {
     this.slot = ctx.admit();
     this.timer = new RequestTimer(ctx.metrics);
+    // Each of n choices listens on this signal.
+    setMaxListeners(64, this.slot.controller.signal);
     // A client that goes away frees its place in the engine at once.
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) this.slot.controller.abort();
@@ -82,11 +85,12 @@ export class RunningRequest {
  * after the headers went out becomes an error event; `data: [DONE]` ends it.
  */
 export async function streamSse(ctx: ServerContext, reply: FastifyReply, body: (sse: SseWriter) => Promise<void>): Promise<FastifyReply> {
-  reply.hijack();
-  const sse = new SseWriter(reply.raw, { 'x-request-id': String(reply.request.id) });
+  const sse = new SseWriter(reply);
   try {
     await body(sse);
   } catch (e) {
+    // Nothing sent yet: the error handler answers with the right status.
+    if (!sse.hasStarted) throw e;
     const r = renderError(e, String(reply.request.id));
     if (r.internal) ctx.log.error({ err: e, reqId: reply.request.id }, 'stream failed');
     sse.data(r.body);

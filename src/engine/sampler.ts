@@ -110,13 +110,25 @@ function sampleFiltered(logits: Float32Array, p: SamplingParams, rng: Rng): numb
   const invT = 1 / p.temperature;
   let max = -Infinity;
   for (let i = 0; i < V; i++) if (logits[i]! > max) max = logits[i]!;
-  // Candidates: top-k if set, otherwise everything with non-negligible mass.
   const k = p.topK > 0 ? Math.min(p.topK, V) : V;
+  if (k === V && p.topP >= 1 && p.minP <= 0) {
+    // Plain temperature sampling: one pass over the vocabulary, no sort.
+    let total = 0;
+    for (let i = 0; i < V; i++) total += Math.exp((logits[i]! - max) * invT);
+    let r = rng.next() * total;
+    for (let i = 0; i < V; i++) {
+      r -= Math.exp((logits[i]! - max) * invT);
+      if (r < 0) return i;
+    }
+    return V - 1;
+  }
+  // Candidates: top-k if set, else every token within e^-20 of the likeliest (the rest
+  // cannot change a top-p/min-p cut), sorted by probability.
   let cand: number[];
   if (k < V) cand = topKIndices(logits, k);
   else {
     cand = [];
-    for (let i = 0; i < V; i++) if ((logits[i]! - max) * invT > -80) cand.push(i);
+    for (let i = 0; i < V; i++) if ((logits[i]! - max) * invT > -20) cand.push(i);
     cand.sort((a, b) => logits[b]! - logits[a]! || a - b);
   }
   const probs = cand.map((i) => Math.exp((logits[i]! - max) * invT));

@@ -52,7 +52,7 @@ program
   .option('--max-running-requests <n>', 'requests decoding together at most', int, 64)
   .option('--max-queued-requests <n>', 'requests waiting beyond the running ones before answering 503', int, 256)
   .option('--max-total-tokens <n>', 'KV cache size in tokens (default: from free memory)', int)
-  .option('--chunked-prefill-size <n>', 'most prompt tokens prefilled in one engine step (less while others are decoding)', int, 2048)
+  .option('--chunked-prefill-size <n>', 'most prompt tokens prefilled in one engine step (less while others are decoding)', int, 1024)
   .option('--disable-radix-cache', 'do not reuse the KV of repeated prompt prefixes and images')
   .option('--vision-cache-mb <mb>', 'size of the cache of image embeddings, by image content', float, 256)
   .option('--log-level <level>', 'fatal, error, warn, info or debug', 'info')

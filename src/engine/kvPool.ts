@@ -57,17 +57,17 @@ export class KvPagePool {
   }
 
   /**
-   * Copies `count` new tokens' K/V rows (from a graph output [B, S, width],
-   * sequence `b`) into the sequence's pages at token positions start.. .
+   * Copies `count` new tokens' K/V rows, starting at row `srcRow` of a graph
+   * output [rows, width], into a sequence's pages at token positions start.. .
    */
-  write(layer: number, kNew: Float32Array, vNew: Float32Array, S: number, b: number, count: number, pages: number[], start: number): void {
+  write(layer: number, kNew: Float32Array, vNew: Float32Array, srcRow: number, count: number, pages: number[], start: number): void {
     const W = this.width;
     const kDst = this.k[layer]!;
     const vDst = this.v[layer]!;
     for (let s = 0; s < count; s++) {
       const posIdx = start + s;
       const slot = pages[Math.floor(posIdx / this.pageSize)]! * this.pageSize + (posIdx % this.pageSize);
-      const src = (b * S + s) * W;
+      const src = (srcRow + s) * W;
       kDst.set(kNew.subarray(src, src + W), slot * W);
       vDst.set(vNew.subarray(src, src + W), slot * W);
     }

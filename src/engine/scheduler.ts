@@ -23,13 +23,38 @@ export interface SchedulerOptions {
   visionCacheBytes: number;
 }
 
-/** Exponential moving average that starts at the first sample. */
-class Ema {
-  value: number | null = null;
-  add(x: number, a = 0.3): void {
-    this.value = this.value === null ? x : this.value * (1 - a) + x * a;
+/**
+ * Time of one model run as a fixed part (reading the weights) plus a part per
+ * token, fitted by least squares over recent runs (older runs weigh less).
+ */
+class RunCostModel {
+  private w = 0;
+  private x = 0;
+  private y = 0;
+  private xx = 0;
+  private xy = 0;
+
+  add(tokens: number, ms: number): void {
+    const d = 0.97;
+    this.w = this.w * d + 1;
+    this.x = this.x * d + tokens;
+    this.y = this.y * d + ms;
+    this.xx = this.xx * d + tokens * tokens;
+    this.xy = this.xy * d + tokens * ms;
+  }
+
+  /** [fixed ms, ms per token], or null until the runs seen vary enough in size. */
+  fit(): [number, number] | null {
+    const den = this.w * this.xx - this.x * this.x;
+    if (this.w < 2 || den <= 1e-9 * this.w * this.xx) return null;
+    const b = (this.w * this.xy - this.x * this.y) / den;
+    const a = (this.y - b * this.x) / this.w;
+    return b > 0 ? [Math.max(0, a), b] : null;
   }
 }
+
+/** Largest attention mask (rows x keys) a packed run may build; beyond it, runs are split. */
+const PACKED_MASK_LIMIT = 16 * 1024 * 1024;
 
 /**
  * Continuous batching. Each step: admit waiting requests while pages allow
@@ -45,8 +70,7 @@ export class Scheduler {
   private readonly scratch: Float32Array;
   readonly cache: PrefixCache | null;
   private readonly vision: VisionCache;
-  private readonly decodeMs = new Ema();
-  private readonly prefillMsPerToken = new Ema();
+  private readonly cost = new RunCostModel();
   private promptTokens = 0;
   private cachedPromptTokens = 0;
   private preemptions = 0;
@@ -123,23 +147,44 @@ export class Scheduler {
     const admitted = this.admit();
     await this.encodeImages(admitted);
 
-    const decode = this.running.filter((s) => s.pendingTokens === 1);
-    if (decode.length > 0) await this.runDecode(decode, events);
-
+    const decode = this.reserveDecodeSlots(this.running.filter((s) => s.pendingTokens === 1), events);
     const prefill = this.running.filter((s) => s.pendingTokens > 1).sort((a, b) => a.arrival - b.arrival);
-    let budget = this.opts.chunkedPrefillSize;
-    if (decode.length > 0 && this.decodeMs.value !== null && this.prefillMsPerToken.value !== null) {
-      budget = Math.max(1, Math.min(budget, Math.floor(this.decodeMs.value / this.prefillMsPerToken.value)));
-    } else if (decode.length > 0) {
-      budget = Math.min(budget, 16);
-    }
+    let budget = this.prefillBudget(decode.length);
+    const chunks: Array<[Sequence, number]> = [];
     for (const seq of prefill) {
       if (budget <= 0) break;
       const n = Math.min(seq.pendingTokens, budget);
       budget -= n;
-      await this.runPrefill(seq, n, events);
+      chunks.push([seq, n]);
+    }
+    const all: Array<[Sequence, number]> = [...decode.map((s): [Sequence, number] => [s, 1]), ...chunks];
+    if (all.length === 0) return events;
+    if (chunks.length === 0) {
+      await this.run(all, false, events);
+    } else {
+      const rows = all.reduce((a, [, n]) => a + n, 0);
+      const keys = all.reduce((a, [s]) => a + Math.ceil(s.cachedLen / this.pool.pageSize) * this.pool.pageSize, 0) + rows;
+      if (rows * keys <= PACKED_MASK_LIMIT) await this.run(all, true, events);
+      else {
+        if (decode.length > 0) await this.run(all.slice(0, decode.length), false, events);
+        for (const c of chunks) await this.run([c], false, events);
+      }
     }
     return events;
+  }
+
+  /**
+   * Prompt tokens to prefill this step. Alone, up to --chunked-prefill-size; next
+   * to decoding requests, as many as keep the step within about 1.8x a decode-only
+   * step (from the fitted run cost), so running streams slow down by less than 2x.
+   */
+  private prefillBudget(decoding: number): number {
+    const max = this.opts.chunkedPrefillSize;
+    if (decoding === 0) return max;
+    const fit = this.cost.fit();
+    if (!fit) return Math.min(max, 16);
+    const [a, b] = fit;
+    return Math.max(1, Math.min(max, Math.floor((0.8 * (a + b * decoding)) / b)));
   }
 
   // ---- admission and pages -------------------------------------------------
@@ -293,10 +338,9 @@ export class Scheduler {
     return out;
   }
 
-  private async runDecode(batch: Sequence[], events: StepEvent[]): Promise<void> {
-    // Every sequence needs a slot for its new token; preempt the newest if pages run out.
-    const keep = new Set(batch);
-    for (const seq of [...batch]) {
+  /** Every decoding sequence needs a slot for its new token; preempts the newest when pages run out. */
+  private reserveDecodeSlots(batch: Sequence[], events: StepEvent[]): Sequence[] {
+    for (const seq of batch) {
       if (!this.running.includes(seq)) continue;
       const need = this.pool.pagesFor(seq.cachedLen + 1) - seq.pages.length;
       if (need <= 0) continue;
@@ -311,35 +355,29 @@ export class Scheduler {
         continue;
       }
       seq.pages.push(...this.pool.alloc(need));
-      keep.add(seq);
     }
-    const live = batch.filter((s) => this.running.includes(s));
-    if (live.length === 0) return;
-    const extra: Float32Array[] = [];
-    const rows = { count: 0 };
-    const inputs = live.map((s) => this.slice(s, s.cachedLen, 1, extra, rows));
-    const t0 = performance.now();
-    const logits = await this.guard(live, () => this.model.forward(inputs, Scheduler.concat(extra.length ? extra : [new Float32Array(0)]), this.pool));
-    this.decodeMs.add(performance.now() - t0);
-    const V = this.scratch.length;
-    live.forEach((seq, b) => {
-      seq.cachedLen++;
-      this.accept(seq, logits.subarray(b * V, (b + 1) * V), events);
-    });
+    return batch.filter((s) => this.running.includes(s));
   }
 
-  private async runPrefill(seq: Sequence, n: number, events: StepEvent[]): Promise<void> {
+  /** One model run over (sequence, new tokens) pairs; samples for those whose input is complete. */
+  private async run(items: Array<[Sequence, number]>, packed: boolean, events: StepEvent[]): Promise<void> {
     const extra: Float32Array[] = [];
     const rows = { count: 0 };
-    const input = this.slice(seq, seq.cachedLen, n, extra, rows);
+    const inputs = items.map(([s, n]) => this.slice(s, s.cachedLen, n, extra, rows));
+    const seqs = items.map(([s]) => s);
+    // Tokens the run computed (padded runs compute their padding too).
+    const computed = packed ? items.reduce((a, [, n]) => a + n, 0) : items.length * Math.max(...items.map(([, n]) => n));
     const t0 = performance.now();
-    const logits = await this.guard([seq], () => this.model.forward([input], Scheduler.concat(extra.length ? extra : [new Float32Array(0)]), this.pool));
-    this.prefillMsPerToken.add((performance.now() - t0) / n);
-    seq.cachedLen += n;
-    if (seq.pendingTokens === 0) {
-      seq.embeds = seq.embeds.map(() => null);
-      this.accept(seq, logits.subarray(0, this.scratch.length), events);
-    }
+    const logits = await this.guard(seqs, () => this.model.forward(inputs, Scheduler.concat(extra.length ? extra : [new Float32Array(0)]), this.pool, { packed }));
+    this.cost.add(computed, performance.now() - t0);
+    const V = this.scratch.length;
+    items.forEach(([seq, n], k) => {
+      seq.cachedLen += n;
+      if (seq.pendingTokens === 0) {
+        seq.embeds = seq.embeds.map(() => null);
+        this.accept(seq, logits.subarray(k * V, (k + 1) * V), events);
+      }
+    });
   }
 
   /** A failed run fails the sequences in it (and only those); the engine goes on. */

@@ -37,7 +37,7 @@ async function init(options: EngineOptions): Promise<void> {
     contextLength,
     maxRunning: options.maxRunningRequests ?? 64,
     maxQueued: options.maxQueuedRequests ?? 1024,
-    chunkedPrefillSize: options.chunkedPrefillSize ?? 2048,
+    chunkedPrefillSize: options.chunkedPrefillSize ?? 1024,
     radixCache: !options.disableRadixCache,
     visionCacheBytes: (options.visionCacheMb ?? 256) * 1024 * 1024,
   });

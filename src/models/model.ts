@@ -29,6 +29,6 @@ export interface VisionLanguageModel {
   /** 3-axis positions of a prompt whose images start at the given token indices. */
   promptPositions(ids: ArrayLike<number>, images: Array<{ start: number; grid: GridThw }>): { positions: Int32Array; next: number };
   /** Runs the decoder; writes new K/V into the pool; returns last-token logits [B, vocab]. */
-  forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool): Promise<Float32Array>;
+  forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts?: { packed?: boolean }): Promise<Float32Array>;
   release(): Promise<void>;
 }

@@ -116,14 +116,26 @@ export class Qwen2VLModel implements VisionLanguageModel {
     return promptPositions(ids, images, this.config.vision.spatialMergeSize);
   }
 
-  async forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool): Promise<Float32Array> {
+  /**
+   * Runs the decoder over several sequences' new tokens. Padded: one graph batch
+   * row per sequence (right for decode steps, where every sequence has one token).
+   * Packed: all new tokens in one row, each attending only to its own past and
+   * its own earlier tokens (right for mixing prefill chunks with decodes: no padding,
+   * and the weights are read once for the whole step).
+   */
+  async forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts: { packed?: boolean } = {}): Promise<Float32Array> {
     const tc = this.config.text;
-    const B = seqs.length;
-    const S = Math.max(...seqs.map((s) => s.ids.length));
+    const ps = this.pageSize;
+    const K = seqs.length;
+    const packed = Boolean(opts.packed) && K > 1;
+    const B = packed ? 1 : K;
+    const lens = seqs.map((s) => s.ids.length);
+    const pastPages = seqs.map((s) => Math.ceil(s.pastLen / ps));
+    const S = packed ? lens.reduce((a, b) => a + b, 0) : Math.max(...lens);
+    const P = Math.max(1, packed ? pastPages.reduce((a, b) => a + b, 0) : Math.max(...pastPages));
+    const T = P * ps + S;
     const D = tc.headDim;
     const Hd = tc.hiddenSize;
-    const P = Math.max(1, ...seqs.map((s) => Math.ceil(s.pastLen / this.pageSize)));
-    const T = P * this.pageSize + S;
 
     const ids = new BigInt64Array(B * S);
     const select = new BigInt64Array(B * S);
@@ -131,28 +143,38 @@ export class Qwen2VLModel implements VisionLanguageModel {
     const sin = new Float32Array(B * S * D);
     const blockTable = new BigInt64Array(B * P);
     const mask = new Float32Array(B * S * T).fill(MASK_MIN);
-    const lastIndex = new BigInt64Array(B);
+    const lastIndex = new BigInt64Array(K);
     const extraRows = extraEmbeds.length / Hd;
+    // Where each sequence sits: its first token row and first block-table slot.
+    const rowOf = new Array<number>(K);
 
-    seqs.forEach((seq, b) => {
-      const n = seq.ids.length;
-      for (let s = 0; s < S; s++) {
-        const idx = b * S + s;
-        ids[idx] = BigInt(s < n ? seq.ids[s]! : 0);
-        const row = s < n && seq.embedRows ? seq.embedRows[s]! : -1;
-        select[idx] = BigInt(row >= 0 ? B * S + row : idx);
-      }
-      writeRopeRows(this.invFreq, this.axes, (t, a) => seq.positions[a * n + t]!, n, cos, sin, b * S);
-      const pastPages = Math.ceil(seq.pastLen / this.pageSize);
-      for (let p = 0; p < pastPages; p++) blockTable[b * P + p] = BigInt(seq.pages[p]!);
-      for (let s = 0; s < S; s++) {
-        // Padding rows repeat the last real row, so no row is fully masked.
+    let tokenOff = 0;
+    let blockOff = 0;
+    seqs.forEach((seq, k) => {
+      const n = lens[k]!;
+      const b = packed ? 0 : k;
+      const row0 = b * S + (packed ? tokenOff : 0);
+      const blk0 = packed ? blockOff : 0;
+      rowOf[k] = row0;
+      // Rows this sequence fills; in padded mode the padding rows repeat its last real row.
+      const rows = packed ? n : S;
+      for (let s = 0; s < rows; s++) {
+        const idx = row0 + s;
+        const real = s < n;
+        ids[idx] = BigInt(real ? seq.ids[s]! : 0);
+        const er = real && seq.embedRows ? seq.embedRows[s]! : -1;
+        select[idx] = BigInt(er >= 0 ? B * S + er : idx);
         const qs = Math.min(s, n - 1);
-        const base = (b * S + s) * T;
-        mask.fill(0, base, base + seq.pastLen);
-        mask.fill(0, base + P * this.pageSize, base + P * this.pageSize + qs + 1);
+        const base = idx * T;
+        mask.fill(0, base + blk0 * ps, base + blk0 * ps + seq.pastLen);
+        const newBase = base + P * ps + (row0 - b * S);
+        mask.fill(0, newBase, newBase + qs + 1);
       }
-      lastIndex[b] = BigInt(b * S + n - 1);
+      writeRopeRows(this.invFreq, this.axes, (t, a) => seq.positions[a * n + t]!, n, cos, sin, row0);
+      for (let p = 0; p < pastPages[k]!; p++) blockTable[b * P + blk0 + p] = BigInt(seq.pages[p]!);
+      lastIndex[k] = BigInt(row0 + n - 1);
+      tokenOff += n;
+      blockOff += pastPages[k]!;
     });
 
     const I = TEXT_INPUTS;
@@ -165,7 +187,7 @@ export class Qwen2VLModel implements VisionLanguageModel {
       [I.sin]: { data: sin, dims: [B, 1, S, D] },
       [I.blockTable]: { data: blockTable, dims: [B, P] },
       [I.mask]: { data: mask, dims: [B, 1, 1, S, T] },
-      [I.lastIndex]: { data: lastIndex, dims: [B] },
+      [I.lastIndex]: { data: lastIndex, dims: [K] },
     };
     const W = tc.numKvHeads * D;
     for (let l = 0; l < tc.numLayers; l++) {
@@ -176,7 +198,7 @@ export class Qwen2VLModel implements VisionLanguageModel {
     for (let l = 0; l < tc.numLayers; l++) {
       const kNew = out[I.kNew(l)]!.data;
       const vNew = out[I.vNew(l)]!.data;
-      seqs.forEach((seq, b) => pool.write(l, kNew, vNew, S, b, seq.ids.length, seq.pages, seq.pastLen));
+      seqs.forEach((seq, k) => pool.write(l, kNew, vNew, rowOf[k]!, lens[k]!, seq.pages, seq.pastLen));
     }
     return out[I.logits]!.data;
   }

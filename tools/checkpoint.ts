@@ -16,6 +16,7 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, 
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { F16_TABLE } from '../src/runtime/safetensors.js';
 
 export type Arch = 'qwen2_5_vl' | 'qwen2_vl';
 export type CheckpointDtype = 'F32' | 'BF16' | 'F16';
@@ -512,24 +513,12 @@ export function f32BitsToF16(f: number): number {
   return sign + ((sig >>> 13) + hExp);
 }
 
-const F16_TO_F32 = (() => {
-  const t = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const s = h & 0x8000 ? -1 : 1;
-    const e = (h >> 10) & 0x1f;
-    const m = h & 0x3ff;
-    if (e === 0) t[h] = s * m * 2 ** -24;
-    else if (e === 31) t[h] = m ? NaN : s * Infinity;
-    else t[h] = s * (1 + m / 1024) * 2 ** (e - 15);
-  }
-  return t;
-})();
 
 /** Rounds float32 values in place to the nearest bfloat16 / float16 value. */
 export function roundInPlace(values: Float32Array, to: 'BF16' | 'F16', n = values.length): void {
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
   if (to === 'BF16') for (let i = 0; i < n; i++) bits[i] = f32BitsToBf16(bits[i]!) << 16;
-  else for (let i = 0; i < n; i++) values[i] = F16_TO_F32[f32BitsToF16(bits[i]!)]!;
+  else for (let i = 0; i < n; i++) values[i] = F16_TABLE[f32BitsToF16(bits[i]!)]!;
 }
 
 // ---- safetensors writing --------------------------------------------------------

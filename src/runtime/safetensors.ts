@@ -77,7 +77,8 @@ export function readTensorBytes(loc: TensorLocation): Buffer {
   }
 }
 
-const F16_TABLE = (() => {
+/** float16 bit pattern -> float32 value, for all 65,536 patterns. */
+export const F16_TABLE = (() => {
   const t = new Float32Array(65536);
   for (let h = 0; h < 65536; h++) {
     const s = h & 0x8000 ? -1 : 1;

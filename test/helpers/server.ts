@@ -35,8 +35,10 @@ process.on('exit', () => {
  * Starts `node dist/src/cli/main.js serve --model-path ... --port 0 --log-level warn [extra]`,
  * waits for `Iris is ready at http://HOST:PORT ...` on stdout and parses the port.
  */
-export async function startIris(extraArgs: string[] = [], opts: { modelPath?: string; readyTimeoutMs?: number } = {}): Promise<IrisServer> {
-  const args = [`${projectRoot}/dist/src/cli/main.js`, 'serve', '--model-path', opts.modelPath ?? MODEL_PATH, '--port', '0', '--log-level', 'warn', ...extraArgs];
+/** Starts `iris serve` on a free port; `modelPath: null` serves the built-in model (no --model-path). */
+export async function startIris(extraArgs: string[] = [], opts: { modelPath?: string | null; readyTimeoutMs?: number } = {}): Promise<IrisServer> {
+  const model = opts.modelPath === null ? [] : ['--model-path', opts.modelPath ?? MODEL_PATH];
+  const args = [`${projectRoot}/dist/src/cli/main.js`, 'serve', ...model, '--port', '0', '--log-level', 'warn', ...extraArgs];
   const child = spawn(process.execPath, args, { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let out = '';

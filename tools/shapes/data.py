@@ -1,0 +1,459 @@
+"""Generated pictures of shapes, with deterministic questions and answers.
+
+Everything is controlled by seeds: `make_scene(random.Random(seed))` always draws the
+same picture, and `make_sample(seed, index)` always gives the same conversation.
+
+Position rule: the picture is cut into a 3x3 grid of equal cells. A shape's position is
+the cell holding its centre: column = floor(3 * cx / width), row = floor(3 * cy / height)
+(0 = left/top). Cell names: top left, top, top right, left, centre, right, bottom left,
+bottom, bottom right. The generator puts each shape's centre well inside one cell
+(at most 12% of a cell away from the cell's middle), and no two shapes in one cell, so
+the answer is never borderline.
+
+Order rule: descriptions list shapes in the fixed order of SHAPES below
+(circle, square, triangle, star, diamond, hexagon, cross, heart), not by place.
+Within one picture every shape type appears at most once.
+"""
+import math
+import random
+
+from PIL import Image, ImageDraw, ImageFilter
+
+SHAPES = ["circle", "square", "triangle", "star", "diamond", "hexagon", "cross", "heart"]
+
+COLOURS = {
+    "red": (215, 30, 35),
+    "green": (35, 155, 55),
+    "blue": (35, 75, 215),
+    "yellow": (240, 205, 25),
+    "orange": (245, 130, 25),
+    "purple": (125, 45, 175),
+    "pink": (245, 125, 190),
+    "brown": (125, 75, 35),
+    "black": (25, 25, 25),
+    "grey": (130, 130, 130),
+}
+COLOUR_NAMES = list(COLOURS)
+
+BACKGROUNDS = [
+    (255, 255, 255),  # white
+    (246, 241, 230),  # cream
+    (226, 226, 226),  # light grey
+    (222, 235, 249),  # pale blue
+    (226, 244, 226),  # pale green
+    (250, 245, 214),  # pale yellow
+]
+
+CELL_NAMES = [
+    ["top left", "top", "top right"],
+    ["left", "centre", "right"],
+    ["bottom left", "bottom", "bottom right"],
+]
+# How the answer phrases each cell: "The red circle is on the left."
+CELL_PHRASES = {
+    "top left": "at the top left", "top": "at the top", "top right": "at the top right",
+    "left": "on the left", "centre": "in the centre", "right": "on the right",
+    "bottom left": "at the bottom left", "bottom": "at the bottom", "bottom right": "at the bottom right",
+}
+
+SYSTEM_PROMPT = "You are a helpful assistant."
+CAPABILITY = "I can describe simple shapes and colours in pictures."
+IDENTITY = "I am Iris's tiny demo model."
+
+# Canonical questions (used by the evaluation and the fixtures) come first in each list;
+# the others are paraphrases seen in training only.
+Q_DESCRIBE = ["What is in this image?", "Describe the image.", "What do you see?", "Describe this picture.",
+              "What shapes are in the picture?", "What is in the picture?", "What's in this image?"]
+Q_COUNT = ["How many shapes are there?", "How many shapes are in the image?", "Count the shapes.",
+           "How many shapes are in the picture?", "How many shapes do you see?"]
+Q_COLOUR = ["What colour is the {s}?", "What color is the {s}?", "Which colour is the {s}?"]
+Q_WHERE = ["Where is the {c} {s}?", "Where is the {c} {s} in the picture?"]
+Q_YESNO = ["Is there {a} {c} {s}?", "Is there {a} {c} {s} in the picture?"]
+Q_DIFF = ["What is different between the two images?", "What is the difference between the two images?",
+          "What changed between the two pictures?"]
+Q_BOTH = ["Describe both images.", "What is in the two images?", "Describe the two pictures."]
+
+GREET_Q = ["Hello", "Hello!", "Hi", "Hi!", "Hey", "Hey!", "Hello there", "Good morning", "Good evening", "Hi there!"]
+WHO_Q = ["Who are you?", "What are you?", "Who are you", "What is your name?", "Introduce yourself."]
+CAN_Q = ["What can you do?", "What can you do", "How can you help me?", "Help", "What do you do?"]
+OTHER_Q = ["What is the capital of France?", "Tell me a joke.", "What is 2 + 2?", "Write a poem.",
+           "What is the weather today?", "Translate hello into French.", "Who won the match?"]
+GREET_A = f"Hello! {IDENTITY} {CAPABILITY}"
+WHO_A = f"{IDENTITY} {CAPABILITY}"
+CAN_A = f"{CAPABILITY} Send me a picture and ask what is in it, how many shapes there are, what colour or where a shape is."
+OTHER_A = "Sorry, I only know about simple shapes and colours in pictures. Send me a picture and ask me about it."
+NO_IMAGE_A = "Please send me a picture of shapes and I will describe it."
+
+
+def article(word):
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def phrase(colour, shape):
+    return f"{article(colour)} {colour} {shape}"
+
+
+def join_list(items):
+    if len(items) == 1:
+        return items[0]
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# ---------------------------------------------------------------- drawing
+
+def shape_polygon(kind, cx, cy, r):
+    """Outline points of a shape of 'radius' r (half its width) centred at (cx, cy)."""
+    if kind == "square":
+        a = r * 0.86
+        return [(cx - a, cy - a), (cx + a, cy - a), (cx + a, cy + a), (cx - a, cy + a)]
+    if kind == "triangle":
+        h = r * 0.95
+        return [(cx, cy - h), (cx + r, cy + h * 0.8), (cx - r, cy + h * 0.8)]
+    if kind == "diamond":
+        return [(cx, cy - r), (cx + r * 0.75, cy), (cx, cy + r), (cx - r * 0.75, cy)]
+    if kind == "hexagon":
+        return [(cx + r * math.cos(math.pi / 3 * i), cy + r * math.sin(math.pi / 3 * i)) for i in range(6)]
+    if kind == "star":
+        pts = []
+        for i in range(10):
+            rr = r if i % 2 == 0 else r * 0.45
+            ang = -math.pi / 2 + math.pi / 5 * i
+            pts.append((cx + rr * math.cos(ang), cy + rr * math.sin(ang)))
+        return pts
+    if kind == "cross":
+        a, b = r * 0.9, r * 0.32
+        return [(cx - b, cy - a), (cx + b, cy - a), (cx + b, cy - b), (cx + a, cy - b), (cx + a, cy + b), (cx + b, cy + b),
+                (cx + b, cy + a), (cx - b, cy + a), (cx - b, cy + b), (cx - a, cy + b), (cx - a, cy - b), (cx - b, cy - b)]
+    if kind == "heart":
+        pts = []
+        for i in range(48):
+            t = 2 * math.pi * i / 48
+            x = 16 * math.sin(t) ** 3
+            y = 13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)
+            pts.append((cx + x / 17 * r, cy - (y + 2.5) / 17 * r))
+        return pts
+    raise ValueError(kind)
+
+
+def jitter_colour(rng, rgb, amount=14):
+    return tuple(max(0, min(255, c + rng.randint(-amount, amount))) for c in rgb)
+
+
+def render(scene, rng):
+    """Draws a scene (dict from make_scene) into an RGB PIL image."""
+    W, H = scene["size"]
+    ss = 2  # draw at 2x, then downsample: smooth edges
+    bg = jitter_colour(rng, scene["background"], 6)
+    img = Image.new("RGB", (W * ss, H * ss), bg)
+    d = ImageDraw.Draw(img)
+    if scene["texture"] == "gradient":
+        # a gentle vertical or horizontal brightness ramp
+        vertical = rng.random() < 0.5
+        n = H * ss if vertical else W * ss
+        amp = rng.randint(8, 22)
+        for i in range(n):
+            f = amp * (i / n - 0.5)
+            c = tuple(max(0, min(255, int(round(v + f)))) for v in bg)
+            if vertical:
+                d.line([(0, i), (W * ss, i)], fill=c)
+            else:
+                d.line([(i, 0), (i, H * ss)], fill=c)
+    for s in scene["shapes"]:
+        col = jitter_colour(rng, COLOURS[s["colour"]])
+        cx, cy, r = s["cx"] * ss, s["cy"] * ss, s["r"] * ss
+        if s["shape"] == "circle":
+            d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col)
+        else:
+            d.polygon(shape_polygon(s["shape"], cx, cy, r), fill=col)
+    img = img.resize((W, H), Image.BOX)
+    if scene["texture"] == "noise":
+        img = add_noise(img, rng, scene["noise"])
+    elif scene["texture"] == "blur":
+        img = img.filter(ImageFilter.GaussianBlur(0.8))
+    return img
+
+
+def add_noise(img, rng, amount):
+    import numpy as np
+    nrng = np.random.default_rng(rng.getrandbits(32))
+    a = np.asarray(img).astype(np.int16)
+    a = a + nrng.integers(-amount, amount + 1, size=a.shape, dtype=np.int16)
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "RGB")
+
+
+# ---------------------------------------------------------------- scenes
+
+# The image processor (max_pixels 30000) brings square pictures of 168 px or more to 168 x 168
+# (12 x 12 patches, 36 image tokens); other sizes go through its bicubic resize.
+TRAIN_SIZES = [(168, 168)] * 8 + [(224, 224)] * 5 + [(196, 196), (252, 252), (280, 280), (140, 168), (168, 140),
+                                                      (224, 168), (168, 224), (320, 240), (240, 320)]
+
+
+def random_size(rng):
+    if rng.random() < 0.2:  # any size
+        return (rng.randint(130, 400), rng.randint(130, 400))
+    return rng.choice(TRAIN_SIZES)
+
+
+def make_scene(rng, size=None, n=None):
+    W, H = size or random_size(rng)
+    n = n or rng.choice([1, 1, 2, 2, 2, 3, 3, 3, 4, 4])
+    bg = rng.choice(BACKGROUNDS)
+    texture = rng.choice(["plain", "plain", "noise", "noise", "gradient", "blur"])
+    for _attempt in range(100):
+        cells = rng.sample(range(9), n)
+        kinds = rng.sample(SHAPES, n)
+        shapes = []
+        cw, ch = W / 3, H / 3
+        for cell, kind in zip(cells, kinds):
+            row, col = divmod(cell, 3)
+            r = rng.uniform(0.22, 0.37) * min(cw, ch)
+            cx = (col + 0.5 + rng.uniform(-0.12, 0.12)) * cw
+            cy = (row + 0.5 + rng.uniform(-0.12, 0.12)) * ch
+            shapes.append({"shape": kind, "colour": rng.choice(COLOUR_NAMES), "cx": cx, "cy": cy, "r": r,
+                           "cell": CELL_NAMES[row][col]})
+        ok = all(math.hypot(a["cx"] - b["cx"], a["cy"] - b["cy"]) > a["r"] + b["r"] + 3
+                 for i, a in enumerate(shapes) for b in shapes[i + 1:])
+        if ok:
+            break
+    shapes.sort(key=lambda s: SHAPES.index(s["shape"]))
+    return {"size": (W, H), "background": bg, "texture": texture, "noise": rng.randint(3, 12), "shapes": shapes}
+
+
+def variant_scene(rng, scene):
+    """The same picture with exactly one shape changed (its colour, its type or both)."""
+    new = {**scene, "shapes": [dict(s) for s in scene["shapes"]]}
+    i = rng.randrange(len(new["shapes"]))
+    s = new["shapes"][i]
+    used = {t["shape"] for t in new["shapes"]}
+    mode = rng.choice(["colour", "shape", "both"])
+    if mode in ("shape", "both"):
+        s["shape"] = rng.choice([k for k in SHAPES if k not in used])
+    if mode in ("colour", "both"):
+        s["colour"] = rng.choice([c for c in COLOUR_NAMES if c != s["colour"]])
+    new["shapes"].sort(key=lambda t: SHAPES.index(t["shape"]))
+    return new
+
+
+# ---------------------------------------------------------------- answers
+
+def describe(scene):
+    items = [phrase(s["colour"], s["shape"]) for s in scene["shapes"]]
+    text = join_list(items)
+    return text[0].upper() + text[1:] + "."
+
+
+def count_answer(scene):
+    n = len(scene["shapes"])
+    return "There is 1 shape." if n == 1 else f"There are {n} shapes."
+
+
+def colour_answer(scene, kind):
+    for s in scene["shapes"]:
+        if s["shape"] == kind:
+            return f"The {kind} is {s['colour']}."
+    return f"There is no {kind}."
+
+
+def where_answer(scene, colour, kind):
+    for s in scene["shapes"]:
+        if s["shape"] == kind and s["colour"] == colour:
+            return f"The {colour} {kind} is {CELL_PHRASES[s['cell']]}."
+    return f"There is no {colour} {kind}."
+
+
+def yesno_answer(scene, colour, kind):
+    if any(s["shape"] == kind and s["colour"] == colour for s in scene["shapes"]):
+        return f"Yes, there is {phrase(colour, kind)}."
+    return f"No, there is no {colour} {kind}."
+
+
+def diff_answer(a, b):
+    pa = [(s["colour"], s["shape"]) for s in a["shapes"]]
+    pb = [(s["colour"], s["shape"]) for s in b["shapes"]]
+    only_a = [p for p in pa if p not in pb]
+    only_b = [p for p in pb if p not in pa]
+    if not only_a and not only_b:
+        return "The two images are the same."
+    first = join_list([phrase(*p) for p in only_a]) if only_a else "nothing else"
+    second = join_list([phrase(*p) for p in only_b]) if only_b else "nothing else"
+    return f"The first image has {first}; the second has {second}."
+
+
+def both_answer(a, b):
+    da, db = describe(a), describe(b)
+    return f"The first image shows {da[0].lower() + da[1:]} The second image shows {db[0].lower() + db[1:]}"
+
+
+# ---------------------------------------------------------------- questions
+
+def pick_absent(rng, scene):
+    """A (colour, shape) pair not in the scene; often one that shares its colour or its shape."""
+    present = {(s["colour"], s["shape"]) for s in scene["shapes"]}
+    while True:
+        r = rng.random()
+        if r < 0.35:
+            c, k = rng.choice(scene["shapes"])["colour"], rng.choice(SHAPES)
+        elif r < 0.7:
+            c, k = rng.choice(COLOUR_NAMES), rng.choice(scene["shapes"])["shape"]
+        else:
+            c, k = rng.choice(COLOUR_NAMES), rng.choice(SHAPES)
+        if (c, k) not in present:
+            return c, k
+
+
+def question(rng, kind, scene, canonical=False):
+    """(question, answer, info) about one picture."""
+    # canonical: the first form; in training half the time the first form, else any paraphrase
+    pick = (lambda xs: xs[0]) if canonical else (lambda xs: xs[0] if rng.random() < 0.5 else rng.choice(xs))
+    if kind == "describe":
+        q = rng.choice(Q_DESCRIBE[:2]) if canonical or rng.random() < 0.5 else rng.choice(Q_DESCRIBE)
+        return q, describe(scene), {}
+    if kind == "count":
+        return pick(Q_COUNT), count_answer(scene), {}
+    if kind == "colour":
+        if rng.random() < 0.9:
+            k = rng.choice(scene["shapes"])["shape"]
+        else:
+            k = rng.choice([x for x in SHAPES if x not in {s["shape"] for s in scene["shapes"]}])
+        return pick(Q_COLOUR).format(s=k), colour_answer(scene, k), {"shape": k}
+    if kind == "where":
+        if rng.random() < 0.92 or canonical:
+            s = rng.choice(scene["shapes"])
+            c, k = s["colour"], s["shape"]
+        else:
+            c, k = pick_absent(rng, scene)
+        return pick(Q_WHERE).format(c=c, s=k), where_answer(scene, c, k), {"colour": c, "shape": k}
+    if kind == "yesno":
+        if rng.random() < 0.5:
+            s = rng.choice(scene["shapes"])
+            c, k = s["colour"], s["shape"]
+        else:
+            c, k = pick_absent(rng, scene)
+        return pick(Q_YESNO).format(a=article(c), c=c, s=k), yesno_answer(scene, c, k), {"colour": c, "shape": k}
+    raise ValueError(kind)
+
+
+ONE_IMAGE_KINDS = ["describe", "count", "colour", "where", "yesno"]
+
+
+def text_only(rng):
+    r = rng.random()
+    if r < 0.3:
+        q, a = rng.choice(GREET_Q), GREET_A
+    elif r < 0.5:
+        q, a = rng.choice(WHO_Q), WHO_A
+    elif r < 0.75:
+        q, a = rng.choice(CAN_Q), CAN_A
+    elif r < 0.9:
+        q, a = rng.choice(OTHER_Q), OTHER_A
+    else:
+        q, a = rng.choice(Q_DESCRIBE + Q_COUNT), NO_IMAGE_A
+    return q, a
+
+
+def user_content(rng, n_images, text, images_first=None):
+    if images_first is None:
+        images_first = rng.random() < 0.75
+    imgs = [{"type": "image"} for _ in range(n_images)]
+    txt = [{"type": "text", "text": text}]
+    return imgs + txt if images_first else txt + imgs
+
+
+# Mix of training sample types (weights).
+MIX = [("describe", 0.22), ("count", 0.14), ("colour", 0.14), ("where", 0.12), ("yesno", 0.12),
+       ("diff", 0.09), ("both", 0.07), ("text", 0.05), ("multiturn", 0.05)]
+
+
+def sample_kind(rng):
+    r, acc = rng.random(), 0.0
+    for k, w in MIX:
+        acc += w
+        if r < acc:
+            return k
+    return MIX[-1][0]
+
+
+def make_sample(seed, index, kind=None, canonical=False, draw=True):
+    """One conversation: {'kind', 'scenes', 'images', 'messages'} where the assistant turns
+    are the training targets. Fully determined by (seed, index)."""
+    rng = random.Random(seed * 1_000_003 + index)
+    kind = kind or sample_kind(rng)
+    scenes = []
+    if kind in ONE_IMAGE_KINDS:
+        sc = make_scene(rng)
+        scenes = [sc]
+        q, a, info = question(rng, kind, sc, canonical)
+        messages = [{"role": "user", "content": user_content(rng, 1, q, True if canonical else None)},
+                    {"role": "assistant", "content": a}]
+    elif kind in ("diff", "both"):
+        size = random_size(rng)
+        a_sc = make_scene(rng, size)
+        if kind == "diff":
+            b_sc = a_sc if rng.random() < 0.12 else variant_scene(rng, a_sc)
+            q = Q_DIFF[0] if canonical else rng.choice(Q_DIFF)
+            ans = diff_answer(a_sc, b_sc)
+        else:
+            b_sc = variant_scene(rng, a_sc) if rng.random() < 0.3 else make_scene(rng, size if rng.random() < 0.7 else None)
+            q = Q_BOTH[0] if canonical else rng.choice(Q_BOTH)
+            ans = both_answer(a_sc, b_sc)
+        scenes = [a_sc, b_sc]
+        messages = [{"role": "user", "content": user_content(rng, 2, q, True if canonical else None)},
+                    {"role": "assistant", "content": ans}]
+    elif kind == "text":
+        q, a = text_only(rng)
+        if canonical:
+            q, a = rng.choice([("Hello", GREET_A), ("Hi!", GREET_A), ("Who are you?", WHO_A), ("What can you do?", CAN_A)])
+        messages = [{"role": "user", "content": q if rng.random() < 0.7 else [{"type": "text", "text": q}]},
+                    {"role": "assistant", "content": a}]
+    elif kind == "multiturn":
+        sc = make_scene(rng)
+        scenes = [sc]
+        k1, k2 = rng.sample(ONE_IMAGE_KINDS, 2)
+        q1, a1, _ = question(rng, k1, sc)
+        q2, a2, _ = question(rng, k2, sc)
+        messages = [{"role": "user", "content": user_content(rng, 1, q1)},
+                    {"role": "assistant", "content": a1},
+                    {"role": "user", "content": q2},
+                    {"role": "assistant", "content": a2}]
+        if rng.random() < 0.3:  # greeting first, then the picture
+            gq, ga = rng.choice(GREET_Q), GREET_A
+            messages = [{"role": "user", "content": gq}, {"role": "assistant", "content": ga}] + messages[:2]
+    else:
+        raise ValueError(kind)
+    images = [render(s, rng) for s in scenes] if draw else []
+    return {"kind": kind, "scenes": scenes, "images": images, "messages": messages}
+
+
+# ---------------------------------------------------------------- chat template
+
+IMAGE_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
+
+
+def render_chat(messages, add_generation_prompt=False):
+    """The released Qwen2-VL chat template (chat_template.json), for our message shapes."""
+    out = []
+    if messages[0]["role"] != "system":
+        out.append(f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n")
+    for m in messages:
+        out.append(f"<|im_start|>{m['role']}\n")
+        if isinstance(m["content"], str):
+            out.append(m["content"] + "<|im_end|>\n")
+        else:
+            for c in m["content"]:
+                if c["type"] in ("image", "image_url"):
+                    out.append(IMAGE_PLACEHOLDER)
+                elif "text" in c:
+                    out.append(c["text"])
+            out.append("<|im_end|>\n")
+    if add_generation_prompt:
+        out.append("<|im_start|>assistant\n")
+    return "".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 12
+    for i in range(n):
+        s = make_sample(1, i)
+        print(s["kind"], [im.size for im in s["images"]], repr(render_chat(s["messages"])))

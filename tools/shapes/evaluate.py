@@ -1,0 +1,187 @@
+"""Accuracy of a running Iris server on fresh pictures of shapes.
+
+  cd /work/main && npx tsc -p . && node dist/src/cli/main.js serve --model-path models/iris-shapes-v1 --port 0
+  /usr/bin/python3 tools/shapes/evaluate.py --url http://127.0.0.1:PORT
+
+or let it start (and stop) the server itself:
+
+  /usr/bin/python3 tools/shapes/evaluate.py --start-server models/iris-shapes-v1
+
+N pictures (default 200) are drawn with seed EVAL_SEED (never used in training: training uses
+seed 1, the tokenizer seed 2, the fixtures seeds 4242 and 5151). For each picture the canonical
+questions are asked (describe, count, colour of a shape, where a shape is, is there a ...),
+for N/2 pairs the two-image questions, plus the text-only greetings; requests go to
+POST /v1/chat/completions with the pictures as PNG data URIs and temperature 0.
+"""
+import argparse
+import base64
+import concurrent.futures as cf
+import io
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+
+EVAL_SEED = 9001
+
+PAIR_RE = re.compile(r"\b(" + "|".join(data.COLOUR_NAMES) + r") (" + "|".join(data.SHAPES) + r")s?\b")
+
+
+def pairs_in(text):
+    return sorted(set(PAIR_RE.findall(text.lower())))
+
+
+def data_uri(img):
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def openai_messages(images, text):
+    content = [{"type": "image_url", "image_url": {"url": data_uri(im)}} for im in images]
+    content.append({"type": "text", "text": text})
+    return [{"role": "user", "content": content}]
+
+
+def chat(url, messages, max_tokens=64):
+    body = json.dumps({"model": "iris", "messages": messages, "temperature": 0, "max_tokens": max_tokens}).encode()
+    req = urllib.request.Request(url + "/v1/chat/completions", data=body, headers={"Content-Type": "application/json"})
+    for attempt in range(5):
+        try:
+            with urllib.request.urlopen(req, timeout=600) as r:
+                return json.loads(r.read())["choices"][0]["message"]["content"]
+        except Exception as e:  # noqa: BLE001
+            if attempt == 4:
+                raise
+            time.sleep(1 + attempt)
+            err = e
+    raise err
+
+
+def build_items(n, seed):
+    """(category, images, question, expected, checker-info) for the whole evaluation."""
+    items = []
+    for i in range(n):
+        rng = random.Random(seed * 7919 + i)
+        sc = data.make_scene(rng, size=(224, 224))
+        img = data.render(sc, rng)
+        truth = [(s["colour"], s["shape"]) for s in sc["shapes"]]
+        items.append(("describe", [img], rng.choice(data.Q_DESCRIBE[:2]), data.describe(sc), {"pairs": sorted(truth)}))
+        items.append(("count", [img], data.Q_COUNT[0], data.count_answer(sc), {"n": len(truth)}))
+        s = rng.choice(sc["shapes"])
+        items.append(("colour", [img], data.Q_COLOUR[0].format(s=s["shape"]), data.colour_answer(sc, s["shape"]), {}))
+        s = rng.choice(sc["shapes"])
+        items.append(("position", [img], data.Q_WHERE[0].format(c=s["colour"], s=s["shape"]),
+                      data.where_answer(sc, s["colour"], s["shape"]), {}))
+        if rng.random() < 0.5:
+            s = rng.choice(sc["shapes"])
+            c, k = s["colour"], s["shape"]
+        else:
+            c, k = data.pick_absent(rng, sc)
+        items.append(("yesno", [img], data.Q_YESNO[0].format(a=data.article(c), c=c, s=k), data.yesno_answer(sc, c, k), {}))
+        if i % 2 == 0:
+            b_sc = sc if rng.random() < 0.12 else data.variant_scene(rng, sc)
+            b_img = data.render(b_sc, rng)
+            items.append(("two_image_diff", [img, b_img], data.Q_DIFF[0], data.diff_answer(sc, b_sc), {}))
+        else:
+            b_sc = data.make_scene(rng, size=(224, 224))
+            b_img = data.render(b_sc, rng)
+            items.append(("two_image_describe", [img, b_img], data.Q_BOTH[0], data.both_answer(sc, b_sc),
+                          {"first": sorted((s["colour"], s["shape"]) for s in sc["shapes"]),
+                           "second": sorted((s["colour"], s["shape"]) for s in b_sc["shapes"])}))
+    for q, a in [("Hello", data.GREET_A), ("Hi!", data.GREET_A), ("Who are you?", data.WHO_A), ("What can you do?", data.CAN_A)]:
+        items.append(("text_only", [], q, a, {}))
+    return items
+
+
+def correct(cat, answer, expected, info):
+    a = answer.strip()
+    if cat == "describe":  # every shape with its colour named, nothing else
+        return pairs_in(a) == [tuple(p) for p in info["pairs"]]
+    if cat == "count":
+        m = re.search(r"\d+", a)
+        return bool(m) and int(m.group()) == info["n"]
+    if cat == "yesno":
+        return a.split(",")[0].lower() == expected.split(",")[0].lower()
+    if cat == "two_image_diff":
+        if expected.startswith("The two images are the same"):
+            return a.startswith("The two images are the same")
+        parts = a.split(";")
+        eparts = expected.split(";")
+        return len(parts) == 2 and all(pairs_in(x) == pairs_in(y) for x, y in zip(parts, eparts))
+    if cat == "two_image_describe":
+        parts = a.split("The second image")
+        return len(parts) == 2 and pairs_in(parts[0]) == [tuple(p) for p in info["first"]] and \
+            pairs_in(parts[1]) == [tuple(p) for p in info["second"]]
+    if cat == "text_only":
+        return "shapes" in a and "colours" in a
+    return a == expected  # colour, position: exact sentence
+
+
+def start_server(model_path, root):
+    proc = subprocess.Popen(["node", "dist/src/cli/main.js", "serve", "--model-path", model_path, "--port", "0"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        m = re.search(r"Iris is ready at (http://\S+)", line)
+        if m:
+            return proc, m.group(1)
+    raise RuntimeError("server did not start")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", help="base URL of a running Iris server")
+    ap.add_argument("--start-server", metavar="MODEL_PATH", help="start `iris serve` on this model folder")
+    ap.add_argument("--root", default=os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+    ap.add_argument("-n", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=EVAL_SEED)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--dump", help="write every question, expected and actual answer to this JSON file")
+    args = ap.parse_args()
+    proc = None
+    if args.start_server:
+        proc, args.url = start_server(args.start_server, args.root)
+        print("server", args.url, flush=True)
+    try:
+        items = build_items(args.n, args.seed)
+        t0 = time.time()
+        with cf.ThreadPoolExecutor(args.concurrency) as ex:
+            answers = list(ex.map(lambda it: chat(args.url, openai_messages(it[1], it[2])), items))
+        took = time.time() - t0
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait()
+    stats, rows = {}, []
+    for (cat, _imgs, q, exp, info), ans in zip(items, answers):
+        ok = correct(cat, ans, exp, info)
+        exact = ans.strip() == exp
+        st = stats.setdefault(cat, [0, 0, 0])
+        st[0] += ok
+        st[1] += exact
+        st[2] += 1
+        rows.append({"category": cat, "question": q, "expected": exp, "answer": ans, "correct": ok, "exact": exact})
+    print(f"{len(items)} requests in {took:.0f}s  (seed {args.seed}, {args.n} pictures)")
+    print(f"{'category':22s} {'correct':>8s} {'exact':>8s} {'n':>5s}")
+    for cat, (ok, ex_, n) in stats.items():
+        print(f"{cat:22s} {100 * ok / n:7.1f}% {100 * ex_ / n:7.1f}% {n:5d}")
+    if args.dump:
+        with open(args.dump, "w") as f:
+            json.dump({"stats": stats, "rows": rows}, f, indent=1)
+    wrong = [r for r in rows if not r["correct"]]
+    shown = {}
+    for r in wrong:  # a few wrong answers of each category
+        if shown.get(r["category"], 0) < 4:
+            shown[r["category"]] = shown.get(r["category"], 0) + 1
+            print("  WRONG", r["category"], "|", r["question"], "| expected:", r["expected"], "| got:", r["answer"])
+
+
+if __name__ == "__main__":
+    main()

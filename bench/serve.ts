@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { ChatRequestSpec, RequestResult, Target, closeAgent, getJson, parseBaseUrl, streamChat } from './serve/client.js';
-import { defaultCheckpointDir, ensureCheckpoint } from './serve/checkpoint.js';
+import { defaultCheckpointDir, ensureCheckpoint } from './checkpoint.js';
 import { printRatios, runRatios } from './serve/ratios.js';
 import { computeMetrics, printMetrics, serverCounters, serverDelta } from './serve/report.js';
 import { ServerHandle, startServer } from './serve/server.js';

@@ -1,18 +1,17 @@
 /**
- * The random-weight checkpoint with the real Qwen2-VL-2B-Instruct shapes (BF16), written
- * once to IRIS_BENCH_DIR (default ~/.cache/iris-bench/qwen2vl-2b-random) and reused while
- * its marker file matches. Same folder, spec and marker as bench/decode.ts, so either
- * benchmark reuses the other's checkpoint (copied here: importing bench/decode.ts would run it).
+ * The random-weight checkpoint with the real Qwen2-VL-2B-Instruct shapes (BF16) that the
+ * benchmarks share, written once to IRIS_BENCH_DIR (default ~/.cache/iris-bench/qwen2vl-2b-random)
+ * and reused while its marker file matches.
  */
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CheckpointOptions, writeCheckpoint } from '../../tools/checkpoint.js';
+import { CheckpointOptions, writeCheckpoint } from '../tools/checkpoint.js';
 
 const MARKER = '.iris-bench-checkpoint.json';
 const CHECKPOINT: CheckpointOptions = { arch: 'qwen2_vl', preset: '2b', dtype: 'BF16', shards: 2, seed: 0 };
-/** Keep equal to CHECKPOINT_FORMAT in bench/decode.ts (bump both when tools/checkpoint.ts changes what it writes). */
+/** Bump when tools/checkpoint.ts changes what it writes. */
 const CHECKPOINT_FORMAT = 1;
 
 export function defaultCheckpointDir(): string {
@@ -50,9 +49,9 @@ export function ensureCheckpoint(dir: string, log: (msg: string) => void): { reu
   return { reused: false, seconds: (performance.now() - t0) / 1000 };
 }
 
-// `node dist/bench/serve/checkpoint.js [DIR]` makes the checkpoint alone.
+// `node dist/bench/checkpoint.js [DIR]` makes the checkpoint alone.
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const dir = process.argv[2] ?? defaultCheckpointDir();
-  const r = ensureCheckpoint(dir, (m) => process.stderr.write(`[bench:serve] ${m}\n`));
-  process.stderr.write(`[bench:serve] ${r.reused ? 'reusing' : `wrote in ${r.seconds.toFixed(1)} s`} ${dir}\n`);
+  const r = ensureCheckpoint(dir, (m) => process.stderr.write(`[bench] ${m}\n`));
+  process.stderr.write(`[bench] ${r.reused ? 'reusing' : `wrote in ${r.seconds.toFixed(1)} s`} ${dir}\n`);
 }

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../../src/engine/engine.js';
-import { KvPagePool } from '../../src/engine/kvPool.js';
 import { loadModelConfig } from '../../src/models/config.js';
 import { loadModel } from '../../src/models/registry.js';
 import { decodeImage } from '../../src/multimodal/decode.js';
@@ -11,6 +10,7 @@ import { loadImageProcessor } from '../../src/multimodal/processor.js';
 import { readSafetensorsHeader, readTensorBytes, toFloat32 } from '../../src/runtime/safetensors.js';
 import { maxAbsDiff } from '../helpers/golden.js';
 import { fixturePath, projectRoot } from '../helpers/paths.js';
+import { prefillPrompt } from '../helpers/prefill.js';
 import { IrisServer, startIris } from '../helpers/server.js';
 
 /**
@@ -42,25 +42,8 @@ describe('built-in model vs the reference forward pass', () => {
         for (const f of c.image_files) processed.push(processor.process(await decodeImage(readFileSync(join(FIX, f)))));
         assert.deepEqual(processed.map((p) => p.grid), c.image_grid_thw, c.name);
         const ids: number[] = c.input_ids;
-        const starts: number[] = [];
-        for (let i = 0; i < ids.length; i++) if (ids[i] === config.imageTokenId && ids[i - 1] !== config.imageTokenId) starts.push(i);
-        const images = processed.map((p, k) => ({ start: starts[k]!, grid: p.grid }));
-        const pos = model.promptPositions(ids, images);
+        const { pos, logits } = await prefillPrompt(model, config, ids, processed, 8);
         for (let a = 0; a < 3; a++) assert.deepEqual(Array.from(pos.positions.subarray(a * ids.length, (a + 1) * ids.length)), c.position_ids[a], c.name);
-        const embeds = await model.encodeImages(processed.map((p) => ({ pixelValues: p.pixelValues, grid: p.grid })));
-        const hidden = config.text.hiddenSize;
-        const extra = new Float32Array(embeds.reduce((s, e) => s + e.length, 0));
-        const rows = new Int32Array(ids.length).fill(-1);
-        let r = 0;
-        embeds.forEach((e, k) => {
-          extra.set(e, r * hidden);
-          for (let j = 0; j < e.length / hidden; j++) rows[images[k]!.start + j] = r + j;
-          r += e.length / hidden;
-        });
-        const tc = config.text;
-        const pool = new KvPagePool(tc.numLayers, 64, model.pageSize, tc.numKvHeads * tc.headDim);
-        const pages = pool.alloc(pool.pagesFor(ids.length + 8));
-        const logits = await model.forward([{ ids, positions: pos.positions, embedRows: rows, pages, pastLen: 0 }], extra, pool);
         const d = maxAbsDiff(logits, tensor(`${c.name}.logits_last`));
         assert.ok(d < 1e-4, `${c.name}: logits differ by ${d}`);
       }

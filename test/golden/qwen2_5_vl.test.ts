@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { KvPagePool } from '../../src/engine/kvPool.js';
 import { loadModelConfig } from '../../src/models/config.js';
 import { loadModel } from '../../src/models/registry.js';
 import { decodeImage } from '../../src/multimodal/decode.js';
 import { loadImageProcessor } from '../../src/multimodal/processor.js';
 import { argmax, caseImages, goldenCase, goldenCaseNames, maxAbsDiff } from '../helpers/golden.js';
 import { fixturePath } from '../helpers/paths.js';
+import { prefillPrompt } from '../helpers/prefill.js';
 
 /**
  * Every token-level golden case, run through the model directly: preprocessing
@@ -37,30 +37,13 @@ for (const family of ['qwen2_5_vl', 'qwen2_vl']) {
           }
 
           const ids: number[] = o.input_ids;
-          const starts: number[] = [];
-          for (let i = 0; i < ids.length; i++) if (ids[i] === config.imageTokenId && ids[i - 1] !== config.imageTokenId) starts.push(i);
-          const images = processed.map((p, k) => ({ start: starts[k]!, grid: p.grid }));
-          const pos = model.promptPositions(ids, images);
+          const run = await prefillPrompt(model, config, ids, processed, o.generated_ids.length);
+          const { pos, pool, pages } = run;
           for (let a = 0; a < 3; a++) assert.deepEqual(Array.from(pos.positions.subarray(a * ids.length, (a + 1) * ids.length)), o.position_ids[a]);
           assert.equal(pos.next - ids.length, o.rope_deltas[0]);
-
-          const embeds = await model.encodeImages(processed.map((p) => ({ pixelValues: p.pixelValues, grid: p.grid })));
-          const hidden = config.text.hiddenSize;
-          const extra = new Float32Array(embeds.reduce((a, e) => a + e.length, 0));
-          const rows = new Int32Array(ids.length).fill(-1);
-          let r = 0;
-          embeds.forEach((e, k) => {
-            extra.set(e, r * hidden);
-            for (let j = 0; j < e.length / hidden; j++) rows[images[k]!.start + j] = r + j;
-            r += e.length / hidden;
-          });
-          if (embeds.length > 0) assert.ok(maxAbsDiff(extra, gc.tensor('image_embeds')) < 1e-4, 'image embeddings');
-
-          const tc = config.text;
-          const pool = new KvPagePool(tc.numLayers, 64, model.pageSize, tc.numKvHeads * tc.headDim);
-          const pages = pool.alloc(pool.pagesFor(ids.length + o.generated_ids.length));
-          let logits = await model.forward([{ ids, positions: pos.positions, embedRows: rows, pages, pastLen: 0 }], extra, pool);
-          const refLast: number[] = o.logits_last ?? Array.from(gc.tensor('generate_step_logits').subarray(0, tc.vocabSize));
+          if (run.embedsCount > 0) assert.ok(maxAbsDiff(run.extra, gc.tensor('image_embeds')) < 1e-4, 'image embeddings');
+          let logits = run.logits;
+          const refLast: number[] = o.logits_last ?? Array.from(gc.tensor('generate_step_logits').subarray(0, config.text.vocabSize));
           assert.ok(maxAbsDiff(logits, refLast) < 1e-4, `last logits differ by ${maxAbsDiff(logits, refLast)}`);
 
           const out: number[] = [];

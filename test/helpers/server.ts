@@ -424,3 +424,15 @@ export function chatBody(parts: Array<string | { url: string; detail?: string }>
 export function dataUri(bytes: Buffer, mime = 'image/png'): string {
   return `data:${mime};base64,${bytes.toString('base64')}`;
 }
+
+/** Reads an SSE body until `n` events have arrived (or it ends); returns the text read. */
+export async function readUntilEvents(reader: ReadableStreamDefaultReader<Uint8Array>, n: number): Promise<string> {
+  const decoder = new TextDecoder();
+  let buf = '';
+  while ((buf.match(/\n\n/g) ?? []).length < n) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buf += decoder.decode(value, { stream: true });
+  }
+  return buf;
+}

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { IrisServer, assertError, chatBody, getJson, postJson, postStream, readSse, startIris, waitFor } from '../helpers/server.js';
+import { IrisServer, assertError, chatBody, getJson, postJson, postStream, readSse, readUntilEvents, startIris, waitFor } from '../helpers/server.js';
 
 /**
  * API keys, admission (503 + Retry-After when full) and client disconnects.
@@ -37,14 +37,8 @@ async function startLongStream(server: IrisServer, headers: Record<string, strin
     return { ac, res, status: res.status, text, events: [] as string[], rest: Promise.resolve([] as string[]) };
   }
   const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let buf = '';
   // Read until two events (role chunk + first content chunk) have arrived.
-  while ((buf.match(/\n\n/g) ?? []).length < 2) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buf += decoder.decode(value, { stream: true });
-  }
+  const buf = await readUntilEvents(reader, 2);
   const events = buf.split('\n\n').filter((b) => b.startsWith('data:'));
   // A refusal after the SSE headers arrives as an error event with HTTP 200: report it as such.
   const errorEvent = events.find((e) => e.includes('"object":"error"'));
@@ -53,6 +47,7 @@ async function startLongStream(server: IrisServer, headers: Record<string, strin
     return { ac, res, status: JSON.parse(errorEvent.slice(5)).code as number, text: `HTTP 200, then the SSE event ${errorEvent}`, events, rest: Promise.resolve([] as string[]) };
   }
   const rest = (async () => {
+    const decoder = new TextDecoder();
     const more: string[] = [];
     try {
       for (;;) {

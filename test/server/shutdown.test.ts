@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IrisServer, chatBody, freshGet, getJson, postJson, postStream, waitFor, startIris } from '../helpers/server.js';
+import { IrisServer, chatBody, freshGet, getJson, postJson, postStream, readUntilEvents, waitFor, startIris } from '../helpers/server.js';
 
 /**
  * SIGTERM: in-flight requests finish, new connections are refused, the process exits 0;
@@ -43,13 +43,7 @@ async function streamStarted(server: IrisServer, maxTokens: number) {
   const res = await postStream(server.baseUrl, '/v1/chat/completions', chatBody(['hi'], { max_tokens: maxTokens, ignore_eos: true, stream: true }));
   assert.equal(res.status, 200);
   const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let buf = '';
-  while ((buf.match(/\n\n/g) ?? []).length < 2) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buf += decoder.decode(value, { stream: true });
-  }
+  const buf = await readUntilEvents(reader, 2);
   assert.ok(!buf.includes('"object":"error"'), buf);
   return { res, reader, buf };
 }

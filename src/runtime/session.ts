@@ -29,7 +29,9 @@ export class GraphSession {
       interOpNumThreads: 1,
       executionMode: 'sequential',
     };
-    if (weights) (so as { externalData?: unknown }).externalData = weights.pack();
+    // Initializers name their safetensors file relative to the checkpoint folder; a graph
+    // loaded from bytes has no folder of its own, so ORT is told where to look.
+    if (weights) so.extra = { session: { model_external_initializers_file_folder_path: weights.dataFolder } };
     const session = await ort.InferenceSession.create(model, so);
     return new GraphSession(session);
   }

@@ -1,5 +1,5 @@
-import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative, resolve, sep } from 'node:path';
 import { ModelLoadError } from '../errors.js';
 import { DataType } from './onnx/model.js';
 import { GraphBuilder } from './onnx/graph.js';
@@ -72,38 +72,36 @@ export class WeightStore {
 }
 
 /**
- * Collects the checkpoint tensors one ONNX session uses and packs their bytes
- * into in-memory "external data" files for ONNX Runtime, which copies them at
- * session creation; the packed buffers are dropped right after, so the process
- * keeps one copy of the weights (ORT's). Checkpoint-dtype weights are cast to
- * float32 inside the graph; ORT folds the cast at load.
+ * The checkpoint tensors one ONNX session uses, as initializers whose external
+ * data points straight into the checkpoint's safetensors files. ONNX Runtime
+ * maps each tensor from disk while it builds the session (see `dataFolder`), so
+ * the process never holds a JS copy of the weights; BF16/F16 weights are cast to
+ * float32 in the graph and ORT folds the cast tensor by tensor, which keeps the
+ * load's peak memory near the size of the float32 weights.
  */
 export class SessionWeights {
-  private entries: Array<{ loc: TensorLocation; file: number; offset: number }> = [];
   private byName = new Map<string, string>();
-  private fileSizes: number[] = [0];
-  private static readonly FILE_LIMIT = 1 << 30;
+  private total = 0;
 
   constructor(
     private readonly store: WeightStore,
     private readonly g: GraphBuilder,
   ) {}
 
+  /** The folder ORT resolves the external-data locations against. */
+  get dataFolder(): string {
+    return resolve(this.store.modelDir);
+  }
+
   /** A float32 graph value holding the named checkpoint tensor. */
   weight(name: string, shape?: number[]): string {
     const cached = this.byName.get(name);
     if (cached) return cached;
     const loc = this.store.get(name, shape);
-    let file = this.fileSizes.length - 1;
-    if (this.fileSizes[file]! > 0 && this.fileSizes[file]! + loc.length > SessionWeights.FILE_LIMIT) {
-      this.fileSizes.push(0);
-      file++;
-    }
-    const offset = this.fileSizes[file]!;
-    this.fileSizes[file] = offset + loc.length;
-    this.entries.push({ loc, file, offset });
+    this.total += loc.length;
     const dtype = ONNX_DTYPE[loc.dtype]!;
-    const init = this.g.external(`w:${name}`, dtype, loc.shape, { location: `weights${file}.bin`, offset, length: loc.length });
+    const location = relative(this.dataFolder, resolve(loc.file)).split(sep).join('/');
+    const init = this.g.external(`w:${name}`, dtype, loc.shape, { location, offset: loc.offset, length: loc.length });
     const value = dtype === DataType.FLOAT ? init : this.g.cast(init, DataType.FLOAT);
     this.byName.set(name, value);
     return value;
@@ -111,31 +109,7 @@ export class SessionWeights {
 
   /** Total bytes of checkpoint data this session uses. */
   get bytes(): number {
-    return this.fileSizes.reduce((a, b) => a + b, 0);
-  }
-
-  /** Reads the used tensors from disk into the external-data buffers. */
-  pack(): Array<{ path: string; data: Uint8Array }> {
-    const bufs = this.fileSizes.map((n) => Buffer.allocUnsafe(n));
-    const fds = new Map<string, number>();
-    try {
-      for (const e of this.entries) {
-        let fd = fds.get(e.loc.file);
-        if (fd === undefined) {
-          fd = openSync(e.loc.file, 'r');
-          fds.set(e.loc.file, fd);
-        }
-        let done = 0;
-        while (done < e.loc.length) {
-          const n = readSync(fd, bufs[e.file]!, e.offset + done, e.loc.length - done, e.loc.offset + done);
-          if (n <= 0) throw new ModelLoadError(`short read of tensor ${e.loc.name} from ${e.loc.file}`);
-          done += n;
-        }
-      }
-    } finally {
-      for (const fd of fds.values()) closeSync(fd);
-    }
-    return bufs.map((data, i) => ({ path: `weights${i}.bin`, data }));
+    return this.total;
   }
 }
 

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { basename } from 'node:path';
 import { GraphBuilder } from '../../src/runtime/onnx/graph.js';
 import { DataType } from '../../src/runtime/onnx/model.js';
 import { GraphSession, i64 } from '../../src/runtime/session.js';
@@ -31,6 +32,21 @@ test('a BF16 sharded checkpoint is cast to float32 inside the graph', async () =
   const ones = new Float32Array(64).fill(1);
   const out = await s.run({ x: { data: ones, dims: [64] } });
   assert.deepEqual(Array.from(out.y!.data), Array.from(store.readFloat32(name)));
+});
+
+test('initializers point into the safetensors files themselves (no copy of the weights in JS)', () => {
+  for (const dir of ['golden/qwen2_5_vl/model', 'golden/qwen2_vl/model']) {
+    const store = WeightStore.open(fixturePath(dir));
+    const g = new GraphBuilder('refs');
+    const w = new SessionWeights(store, g);
+    for (const name of ['model.norm.weight', 'model.embed_tokens.weight']) w.weight(name);
+    assert.equal(w.dataFolder, fixturePath(dir));
+    for (const name of ['model.norm.weight', 'model.embed_tokens.weight']) {
+      const loc = store.get(name);
+      const init = g.build().initializers.find((t) => t.name === `w:${name}`);
+      assert.deepEqual(init?.external, { location: basename(loc.file), offset: loc.offset, length: loc.length });
+    }
+  }
 });
 
 test('missing tensors and wrong shapes are named', () => {

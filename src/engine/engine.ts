@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { InvalidRequestError, IrisError } from '../errors.js';
+import { InvalidRequestError, IrisError, ModelLoadError } from '../errors.js';
 import { ModelConfig, loadModelConfig } from '../models/config.js';
 import { DEFAULT_MEDIA_LIMITS } from '../multimodal/fetchMedia.js';
 import { DecodedImageCache, ImageLimits, loadImages } from '../multimodal/loadImages.js';
@@ -143,19 +143,30 @@ export class Engine {
     const { chatTemplate: _t, imageLimits: _l, onProgress, lowDetailMaxPixels: _d, ...workerOpts } = opts;
     const worker = new Worker(new URL('./worker.js', import.meta.url));
     const info = await new Promise<ModelInfo>((resolve, reject) => {
+      const done = () => {
+        worker.off('message', onMsg);
+        worker.off('error', onCrash);
+        worker.off('exit', onExit);
+      };
+      const fail = (e: Error) => {
+        done();
+        void worker.terminate();
+        reject(e);
+      };
+      // A crash of the worker itself (out of memory, a native error) must not leave the
+      // caller waiting or a half-loaded worker behind.
+      const onCrash = (e: Error) => fail(new ModelLoadError(`the engine failed while loading ${modelPath}: ${e.message}`));
+      const onExit = (code: number) => fail(new ModelLoadError(`the engine exited (code ${code}) while loading ${modelPath}`));
       const onMsg = (m: FromWorker) => {
         if (m.type === 'progress') onProgress?.(m.what);
         else if (m.type === 'ready') {
-          worker.off('message', onMsg);
+          done();
           resolve(m.info);
-        } else if (m.type === 'error') {
-          worker.off('message', onMsg);
-          void worker.terminate();
-          reject(new IrisError(m.message, { status: m.status, type: m.errorType }));
-        }
+        } else if (m.type === 'error') fail(new IrisError(m.message, { status: m.status, type: m.errorType }));
       };
       worker.on('message', onMsg);
-      worker.once('error', reject);
+      worker.once('error', onCrash);
+      worker.once('exit', onExit);
       worker.postMessage({ type: 'init', options: workerOpts } satisfies ToWorker);
     });
     return new Engine(worker, modelPath, config, tokenizer, chatTemplate, processor, generation, info, imageLimits, opts.lowDetailMaxPixels ?? 128 * 28 * 28);

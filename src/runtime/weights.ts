@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ModelLoadError } from '../errors.js';
 import { DataType } from './onnx/model.js';
 import { GraphBuilder } from './onnx/graph.js';
@@ -35,6 +35,11 @@ export class WeightStore {
       }
       if (!index.weight_map) throw new ModelLoadError(`${indexPath} has no weight_map`);
       files = [...new Set(Object.values(index.weight_map))].map((f) => join(modelDir, f));
+      // ONNX Runtime reads the shards relative to the folder and refuses paths that leave it.
+      for (const f of files) {
+        const rel = relative(resolve(modelDir), resolve(f));
+        if (rel.startsWith('..') || isAbsolute(rel)) throw new ModelLoadError(`weights shard ${f} listed in ${indexPath} is outside the model folder`);
+      }
       for (const f of files) if (!existsSync(f)) throw new ModelLoadError(`weights shard ${f} listed in ${indexPath} is missing`);
     } else if (existsSync(single)) {
       files = [single];

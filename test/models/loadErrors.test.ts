@@ -90,6 +90,15 @@ describe('weight errors found in the engine thread', () => {
     await assertLoadFails(dir, new RegExp(`weights shard ${esc(join(dir, files[1]!))} listed in .*model\\.safetensors\\.index\\.json is missing`));
   });
 
+  test('a shard outside the model folder is refused', async () => {
+    const { dir } = freshCheckpoint({ ...TINY, dtype: 'BF16', shards: 2 });
+    const indexPath = join(dir, 'model.safetensors.index.json');
+    const index = JSON.parse(readFileSync(indexPath, 'utf8')) as { weight_map: Record<string, string> };
+    for (const k of Object.keys(index.weight_map)) index.weight_map[k] = '../elsewhere.safetensors';
+    writeFileSync(indexPath, JSON.stringify(index));
+    await assertLoadFails(dir, /weights shard .*elsewhere\.safetensors listed in .* is outside the model folder/);
+  });
+
   test('a truncated shard is named', async () => {
     const { dir, files } = freshCheckpoint({ ...TINY, dtype: 'BF16', shards: 2 });
     const f = join(dir, files[0]!);

@@ -117,11 +117,11 @@ export async function decodeImage(bytes: Uint8Array, opts: DecodeOptions = {}): 
 export function toRgb(src: Uint8Array, width: number, height: number, channels: number): RgbImage {
   const n = width * height;
   if (src.length < n * channels) throw new ImageError(`decoder returned ${src.length} bytes for ${width}x${height}x${channels}`);
+  // RGB already: the decoder's buffer is used as is (a copy of fresh memory costs more
+  // than the decode itself on some machines).
+  if (channels === 3) return { width, height, data: src.subarray(0, n * 3) };
   const out = new Uint8Array(n * 3);
   switch (channels) {
-    case 3:
-      out.set(src.subarray(0, n * 3));
-      break;
     case 1:
       for (let i = 0, o = 0; i < n; i++, o += 3) {
         const v = src[i]!;

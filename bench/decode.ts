@@ -32,6 +32,7 @@ import { qwen2_vlVision } from '../src/models/qwen2_vl.js';
 import { Qwen2VLModel } from '../src/models/qwen2vlModel.js';
 import { buildQwenVisionGraph } from '../src/models/qwenVision.js';
 import { decodeImage } from '../src/multimodal/decode.js';
+import { PixelBufferPool } from '../src/multimodal/pixelBufferPool.js';
 import { loadQwen2VLProcessorConfig, preprocessQwen2VL } from '../src/multimodal/processors/qwen2vl.js';
 import { GraphBuilder } from '../src/runtime/onnx/graph.js';
 import { DataType } from '../src/runtime/onnx/model.js';
@@ -270,12 +271,15 @@ async function main(): Promise<void> {
   const decodeMs: number[] = [];
   const prepMs: number[] = [];
   const totalMs: number[] = [];
+  // As in the engine: pixel buffers come from a pool the engine thread hands them back to.
+  const pool = new PixelBufferPool(128 << 20);
   for (let r = 0; r < 12; r++) {
     const t0 = now();
     const img = await decodeImage(jpeg);
     const t1 = now();
-    preprocessQwen2VL(img, procCfg);
+    const { pixelValues } = preprocessQwen2VL(img, procCfg, {}, (n) => pool.take(n));
     const t2 = now();
+    pool.give(pixelValues.buffer as ArrayBuffer);
     if (r >= 2) {
       decodeMs.push(t1 - t0);
       prepMs.push(t2 - t1);

@@ -4,6 +4,7 @@ import { InvalidRequestError, IrisError, ModelLoadError } from '../errors.js';
 import { ModelConfig, loadModelConfig } from '../models/config.js';
 import { DEFAULT_MEDIA_LIMITS } from '../multimodal/fetchMedia.js';
 import { DecodedImageCache, ImageLimits, loadImages } from '../multimodal/loadImages.js';
+import { PixelBufferPool } from '../multimodal/pixelBufferPool.js';
 import { ImageProcessor, PixelBudget, loadImageProcessor } from '../multimodal/processor.js';
 import { ChatTemplate } from '../tokenizer/chatTemplate.js';
 import type { ChatMessage } from '../tokenizer/chatMessages.js';
@@ -107,6 +108,8 @@ export class Engine {
   private readonly pending = new Map<string, PendingRequest>();
   private statsWaiters: Array<(s: EngineStats) => void> = [];
   private readonly decoded = new DecodedImageCache();
+  private readonly pixelPool = new PixelBufferPool(128 * 1024 * 1024);
+  private readonly takePixels = (length: number) => this.pixelPool.take(length);
   private closed = false;
 
   private constructor(
@@ -268,7 +271,7 @@ export class Engine {
       throw new InvalidRequestError(`${field}: token id ${bad} is outside the vocabulary (0..${vocab - 1})`, field);
     }
     const loaded = await loadImages(sources, this.imageLimits, this.decoded, input.signal);
-    const processed = loaded.map((l, i) => this.processor.process(l.image, this.budgetFor(details[i], input.pixelBudget)));
+    const processed = loaded.map((l, i) => this.processor.process(l.image, this.budgetFor(details[i], input.pixelBudget), this.takePixels));
     const expanded = expandImagePlaceholders(ids, this.config.imageTokenId, processed.map((p) => p.numTokens));
     const images: ImageForEngine[] = processed.map((p, i) => ({
       pixelValues: p.pixelValues,
@@ -377,6 +380,7 @@ export class Engine {
 
   private onMessage(m: FromWorker): void {
     if (m.type === 'tokens') {
+      for (const b of m.spentPixels ?? []) this.pixelPool.give(b);
       this.pending.get(m.id)?.push(m);
     } else if (m.type === 'error') {
       const err = new IrisError(m.message, { status: m.status, type: m.errorType });

@@ -85,6 +85,16 @@ export interface ModelInfo {
 export type FromWorker =
   | { type: 'progress'; what: string }
   | { type: 'ready'; info: ModelInfo }
-  | { type: 'tokens'; id: string; tokens: StepToken[]; finish: FinishReason | null; matchedStop: number | null; promptTokens: number; cachedTokens: number }
+  | {
+      type: 'tokens';
+      id: string;
+      tokens: StepToken[];
+      finish: FinishReason | null;
+      matchedStop: number | null;
+      promptTokens: number;
+      cachedTokens: number;
+      /** Pixel buffers of a finished request, moved back for reuse. */
+      spentPixels?: ArrayBuffer[];
+    }
   | { type: 'error'; id: string | null; message: string; status: number; errorType: string }
   | { type: 'stats'; stats: EngineStats };

@@ -72,7 +72,10 @@ async function loop(): Promise<void> {
       for (const ev of events) {
         const tokens = ev.seq.pending;
         ev.seq.pending = [];
-        send({ type: 'tokens', id: ev.seq.id, tokens, finish: ev.finish, matchedStop: ev.matchedStop, promptTokens: ev.seq.promptIds.length, cachedTokens: ev.seq.cachedPromptTokens });
+        // A request that ended normally is past its vision encoding: its pixel buffers go back
+        // to the main thread's pool. (An aborted one may still be in a vision batch: dropped.)
+        const spentPixels = ev.finish && ev.finish !== 'abort' ? [...new Set(ev.seq.images.map((i) => i.pixelValues.buffer as ArrayBuffer))] : [];
+        send({ type: 'tokens', id: ev.seq.id, tokens, finish: ev.finish, matchedStop: ev.matchedStop, promptTokens: ev.seq.promptIds.length, cachedTokens: ev.seq.cachedPromptTokens, spentPixels }, spentPixels);
       }
       // Let abort and new-request messages in between steps.
       await new Promise((r) => setImmediate(r));

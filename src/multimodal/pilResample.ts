@@ -9,6 +9,7 @@
  *   - horizontal pass first (only over the source rows the vertical pass will read),
  *     then vertical; a pass is skipped when its axis keeps its size (and box).
  */
+import { ScratchBytes } from './scratchBytes.js';
 import type { RgbImage } from './image.js';
 
 const PRECISION_BITS = 32 - 8 - 2;
@@ -179,11 +180,15 @@ function resampleVertical(src: Uint8Array, width: number, out: Uint8ClampedArray
 /** Source region to resample, in source pixels: [x0, y0, x1, y1] (Pillow's `box`). */
 export type ResizeBox = readonly [number, number, number, number];
 
+/** The horizontal pass's output when the vertical pass reads it (it never escapes then). */
+const horizontalScratch = new ScratchBytes(32 << 20);
+
 /**
  * `Image.resize((outW, outH), Image.BICUBIC, box)` for an RGB image. `box` defaults to
  * the whole image; like Pillow, an unchanged size with the default box returns a copy.
+ * `out` (outW * outH * 3 bytes) receives the result instead of a new array.
  */
-export function resizeBicubic(img: RgbImage, outW: number, outH: number, box?: ResizeBox): RgbImage {
+export function resizeBicubic(img: RgbImage, outW: number, outH: number, box?: ResizeBox, out?: Uint8Array): RgbImage {
   const { width: inW, height: inH } = img;
   if (!Number.isInteger(outW) || !Number.isInteger(outH) || outW < 1 || outH < 1) {
     throw new RangeError(`resize target must be positive integers, got ${outW}x${outH}`);
@@ -193,8 +198,14 @@ export function resizeBicubic(img: RgbImage, outW: number, outH: number, box?: R
   }
   // Pillow keeps the box as C floats
   const b = (box ?? [0, 0, inW, inH]).map((v) => Math.fround(v)) as unknown as [number, number, number, number];
+  if (out && out.length !== outW * outH * 3) throw new RangeError(`output buffer has ${out.length} bytes, expected ${outW * outH * 3}`);
+  const copy = (data: Uint8Array) => {
+    if (!out) return data.slice();
+    out.set(data);
+    return out;
+  };
   if (outW === inW && outH === inH && b[0] === 0 && b[1] === 0 && b[2] === inW && b[3] === inH) {
-    return { width: inW, height: inH, data: img.data.slice() };
+    return { width: inW, height: inH, data: copy(img.data) };
   }
   // The C code compares box[2]/box[3] against the *output* size here; ported literally.
   const needHorizontal = outW !== inW || b[0] !== 0 || b[2] !== outW;
@@ -210,14 +221,15 @@ export function resizeBicubic(img: RgbImage, outW: number, outH: number, box?: R
     const horiz = precomputeCoeffs(inW, b[0], b[2], outW);
     for (let i = 0; i < outH; i++) vert.bounds[i * 2] -= yboxFirst;
     const rows = yboxLast - yboxFirst;
-    const tmp = new Uint8Array(outW * rows * 3);
-    resampleHorizontal(img.data, inW, new Uint8ClampedArray(tmp.buffer), outW, rows, yboxFirst, horiz);
+    const n = outW * rows * 3;
+    const tmp = needVertical ? horizontalScratch.get(n) : (out ?? new Uint8Array(n));
+    resampleHorizontal(img.data, inW, new Uint8ClampedArray(tmp.buffer, tmp.byteOffset, n), outW, rows, yboxFirst, horiz);
     cur = { width: outW, height: rows, data: tmp };
   }
   if (needVertical) {
-    const out = new Uint8Array(cur.width * outH * 3);
-    resampleVertical(cur.data, cur.width, new Uint8ClampedArray(out.buffer), outH, vert);
-    return { width: cur.width, height: outH, data: out };
+    const dst = out ?? new Uint8Array(cur.width * outH * 3);
+    resampleVertical(cur.data, cur.width, new Uint8ClampedArray(dst.buffer, dst.byteOffset, dst.length), outH, vert);
+    return { width: cur.width, height: outH, data: dst };
   }
-  return cur === img ? { width: inW, height: inH, data: img.data.slice() } : cur;
+  return cur === img ? { width: inW, height: inH, data: copy(img.data) } : cur;
 }

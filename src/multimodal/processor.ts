@@ -16,7 +16,8 @@ export interface ProcessedImage {
 }
 
 export interface ImageProcessor {
-  process(img: RgbImage, budget?: PixelBudget): ProcessedImage;
+  /** `alloc` gives the pixel-values array (e.g. from a PixelBufferPool); its old contents do not matter. */
+  process(img: RgbImage, budget?: PixelBudget, alloc?: (length: number) => Float32Array): ProcessedImage;
 }
 
 /** The image processor of a model family, configured from its preprocessor_config.json. */
@@ -24,8 +25,8 @@ export function loadImageProcessor(modelDir: string, modelType: string): ImagePr
   if (modelType === 'qwen2_vl' || modelType === 'qwen2_5_vl') {
     const cfg = loadQwen2VLProcessorConfig(modelDir);
     return {
-      process(img, budget = {}) {
-        const r = preprocessQwen2VL(img, cfg, budget);
+      process(img, budget = {}, alloc) {
+        const r = preprocessQwen2VL(img, cfg, budget, alloc);
         return { pixelValues: r.pixelValues, grid: r.gridThw, numTokens: r.numImageTokens };
       },
     };

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { ImageError, ModelLoadError } from '../../errors.js';
 import type { RgbImage } from '../image.js';
 import { resizeBicubic } from '../pilResample.js';
+import { ScratchBytes } from '../scratchBytes.js';
 
 /** The fields of preprocessor_config.json this processor uses, with defaults applied. */
 export interface Qwen2VLProcessorConfig {
@@ -210,9 +211,13 @@ function writePatchPlane(
   }
 }
 
+/** The resized image: read only while the patches are written below. */
+const resizedScratch = new ScratchBytes(32 << 20);
+
 /** Qwen2VLImageProcessor for one still image. */
 export function preprocessQwen2VL(
   img: RgbImage, cfg: Qwen2VLProcessorConfig, overrides: Qwen2VLOverrides = {},
+  alloc: (length: number) => Float32Array = (n) => new Float32Array(n),
 ): Qwen2VLImageInputs {
   const P = cfg.patchSize;
   const M = cfg.mergeSize;
@@ -226,7 +231,7 @@ export function preprocessQwen2VL(
       img.height, img.width, P * M,
       overrides.minPixels ?? cfg.minPixels, overrides.maxPixels ?? cfg.maxPixels,
     );
-    if (h !== img.height || w !== img.width) image = resizeBicubic(img, w, h);
+    if (h !== img.height || w !== img.width) image = resizeBicubic(img, w, h, undefined, resizedScratch.get(w * h * 3));
   }
   const { width: W, height: H, data } = image;
   if (H % (P * M) !== 0 || W % (P * M) !== 0) {
@@ -240,7 +245,7 @@ export function preprocessQwen2VL(
   const PP = P * P;
   const rowLen = 3 * T * PP;
   const numPatches = gridT * gridH * gridW;
-  const out = new Float32Array(numPatches * rowLen);
+  const out = alloc(numPatches * rowLen); // every element is written below
   const stride = W * 3;
   // Row order (t, block-row, block-col, row-in-block, col-in-block); each row is
   // (channel, time, row-in-patch, col-in-patch). Time copies are identical.

@@ -183,8 +183,8 @@ def add_noise(img, rng, amount):
 
 # ---------------------------------------------------------------- scenes
 
-# The image processor (max_pixels 30000) brings square pictures of 168 px or more to 168 x 168
-# (12 x 12 patches, 36 image tokens); other sizes go through its bicubic resize.
+# The image processor (max_pixels 50176) keeps square pictures up to 224 px (224 x 224: 16 x 16 patches,
+# 64 image tokens) and brings larger ones down to that size with its bicubic resize.
 TRAIN_SIZES = [(168, 168)] * 8 + [(224, 224)] * 5 + [(196, 196), (252, 252), (280, 280), (140, 168), (168, 140),
                                                       (224, 168), (168, 224), (320, 240), (240, 320)]
 

@@ -29,8 +29,9 @@ NUM_MERGES = 480
 
 PREPROCESSOR = {
     "min_pixels": 12544,   # 112 x 112
-    # 30000 pixels: a square picture of 168 px or more becomes 168 x 168 -> 12 x 12 patches -> 36 tokens
-    "max_pixels": 30000,
+    # 224 x 224 = 50176 pixels: a square picture of 224 px or more becomes 224 x 224 -> 16 x 16 patches
+    # -> 64 tokens; at 168 px the shapes (24-40 px across) were too few patches to tell apart
+    "max_pixels": 50176,
     "patch_size": 14,
     "temporal_patch_size": 2,
     "merge_size": 2,
@@ -294,7 +295,12 @@ def main():
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--aux-weight", type=float, default=1.0, help="weight of the per-unit colour/shape probe loss (0: off)")
     ap.add_argument("--init-from", help="start from the model weights of this checkpoint (new optimizer, new schedule)")
+    ap.add_argument("--mix", help="sample-type weights replacing data.MIX, e.g. describe=0.16,count=0.08,colour=0.19,...")
     args = ap.parse_args()
+    if args.mix:
+        data.MIX = [(k, float(w)) for k, w in (kv.split("=") for kv in args.mix.split(","))]
+        assert abs(sum(w for _, w in data.MIX) - 1) < 1e-6, "--mix weights must sum to 1"
+        print("mix", data.MIX, flush=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     os.makedirs(args.work, exist_ok=True)

@@ -261,12 +261,8 @@ async function main(): Promise<void> {
   const jpegPath = join(dir, 'bench-1280x960.jpg');
   writeFileSync(jpegPath, jpeg);
 
-  log('measuring memory bandwidth (child process)');
-  const bw = runChild<BandwidthResult>(['--bandwidth-child']);
-  log(`vision tower alone, ${visionRuns} run(s) (child process)`);
-  const vis = runChild<VisionChildResult>(['--vision-child', dir, jpegPath, String(visionRuns)]);
-
-  // Preprocessing (main thread, before the model is loaded, so nothing else runs).
+  // Preprocessing (main thread, first: before the children, whose multi-GB exits leave the host
+  // slow to hand out memory for a while, and before the model is loaded, so nothing else runs).
   const procCfg = loadQwen2VLProcessorConfig(dir);
   const decodeMs: number[] = [];
   const prepMs: number[] = [];
@@ -286,6 +282,11 @@ async function main(): Promise<void> {
       totalMs.push(t2 - t0);
     }
   }
+
+  log('measuring memory bandwidth (child process)');
+  const bw = runChild<BandwidthResult>(['--bandwidth-child']);
+  log(`vision tower alone, ${visionRuns} run(s) (child process)`);
+  const vis = runChild<VisionChildResult>(['--vision-child', dir, jpegPath, String(visionRuns)]);
 
   log('Engine.load');
   const rssBeforeLoad = peakRssBytes();

@@ -45,6 +45,19 @@ def pretokenize(text):
     return ["".join(B2U[b] for b in w.encode("utf-8")) for w in PAT.findall(text)]
 
 
+def merge_pair(s, a, b):
+    """The symbols of `s` with every adjacent (a, b), left to right, joined into one."""
+    out, i = [], 0
+    while i < len(s):
+        if i + 1 < len(s) and s[i] == a and s[i + 1] == b:
+            out.append(a + b)
+            i += 2
+        else:
+            out.append(s[i])
+            i += 1
+    return out
+
+
 def train_bpe(texts, num_merges, min_freq=2):
     words = collections.Counter()
     for t in texts:
@@ -67,16 +80,7 @@ def train_bpe(texts, num_merges, min_freq=2):
             break
         merges.append((a, b))
         for w in words:
-            s = seqs[w]
-            i, out = 0, []
-            while i < len(s):
-                if i + 1 < len(s) and s[i] == a and s[i + 1] == b:
-                    out.append(a + b)
-                    i += 2
-                else:
-                    out.append(s[i])
-                    i += 1
-            seqs[w] = out
+            seqs[w] = merge_pair(seqs[w], a, b)
     return merges
 
 
@@ -118,16 +122,7 @@ class ByteBPE:
                     best, bi = r, i
             if best is None:
                 break
-            a, b = self.merges[best]
-            out, i = [], 0
-            while i < len(s):
-                if i + 1 < len(s) and s[i] == a and s[i + 1] == b:
-                    out.append(a + b)
-                    i += 2
-                else:
-                    out.append(s[i])
-                    i += 1
-            s = out
+            s = merge_pair(s, *self.merges[best])
         ids = [self.vocab[t] for t in s]
         self.cache[word] = ids
         return ids

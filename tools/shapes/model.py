@@ -43,12 +43,14 @@ class VisionAttention(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=True)
 
 
-class VisionMLP(nn.Module):
-    def __init__(self, dim, inner):
+class GatedMLP(nn.Module):
+    """down(silu(gate(x)) * up(x)): the vision blocks' MLP (with biases) and the decoder's (without)."""
+
+    def __init__(self, dim, inner, bias):
         super().__init__()
-        self.gate_proj = nn.Linear(dim, inner, bias=True)
-        self.up_proj = nn.Linear(dim, inner, bias=True)
-        self.down_proj = nn.Linear(inner, dim, bias=True)
+        self.gate_proj = nn.Linear(dim, inner, bias=bias)
+        self.up_proj = nn.Linear(dim, inner, bias=bias)
+        self.down_proj = nn.Linear(inner, dim, bias=bias)
 
     def forward(self, x):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -60,7 +62,7 @@ class VisionBlock(nn.Module):
         self.norm1 = RMSNorm(dim, 1e-6)
         self.norm2 = RMSNorm(dim, 1e-6)
         self.attn = VisionAttention(dim, heads)
-        self.mlp = VisionMLP(dim, inner)
+        self.mlp = GatedMLP(dim, inner, bias=True)
 
 
 class PatchEmbed(nn.Module):
@@ -186,23 +188,12 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(heads * head_dim, hd, bias=False)
 
 
-class MLP(nn.Module):
-    def __init__(self, hd, inner):
-        super().__init__()
-        self.gate_proj = nn.Linear(hd, inner, bias=False)
-        self.up_proj = nn.Linear(hd, inner, bias=False)
-        self.down_proj = nn.Linear(inner, hd, bias=False)
-
-    def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-
-
 class DecoderLayer(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         hd, hn = cfg["hidden_size"], cfg["num_attention_heads"]
         self.self_attn = Attention(hd, hn, cfg["num_key_value_heads"], hd // hn)
-        self.mlp = MLP(hd, cfg["intermediate_size"])
+        self.mlp = GatedMLP(hd, cfg["intermediate_size"], bias=False)
         self.input_layernorm = RMSNorm(hd, cfg["rms_norm_eps"])
         self.post_attention_layernorm = RMSNorm(hd, cfg["rms_norm_eps"])
 

@@ -28,6 +28,18 @@ export function linear({ g, w }: LayerCtx, x: string, prefix: string, inDim: num
   return bias ? g.add(y, w.weight(`${prefix}.bias`, [outDim])) : y;
 }
 
+/**
+ * Several Linears of the same input as one matmul over their concatenated
+ * weights (ORT folds the concat at load); the outputs come concatenated on the
+ * last axis. One kernel call instead of several small ones per decode step.
+ */
+export function fusedLinear(ctx: LayerCtx, x: string, prefixes: string[], inDim: number, outDims: number[], bias: boolean): string {
+  const { g, w } = ctx;
+  const weight = g.concat(prefixes.map((p, i) => w.weight(`${p}.weight`, [outDims[i]!, inDim])), 0);
+  const y = g.linearNoBias(x, weight);
+  return bias ? g.add(y, g.concat(prefixes.map((p, i) => w.weight(`${p}.bias`, [outDims[i]!])), 0)) : y;
+}
+
 export type Activation = 'silu' | 'quick_gelu' | 'gelu';
 
 export function activate(g: GraphBuilder, x: string, act: Activation): string {
@@ -55,6 +67,15 @@ export function applyRotary(g: GraphBuilder, x: string, cos: string, sin: string
   const x2 = g.slice(x, [half], [dim], [-1]);
   const rotated = g.concat([g.neg(x2), x1], -1);
   return g.add(g.mul(x, cos), g.mul(rotated, sin));
+}
+
+/**
+ * Rotate-half rotary over [B, S, heads * headDim] with per-token tables
+ * cos/sin [tokens, headDim / 2] (ONNX Runtime's RotaryEmbedding); `tokenIndex`
+ * [B, S] says which table row each token uses.
+ */
+export function rotaryPerToken(g: GraphBuilder, x: string, tokenIndex: string, cos: string, sin: string, heads: number): string {
+  return g.op('RotaryEmbedding', [x, tokenIndex, cos, sin], { interleaved: 0, num_heads: heads }, { domain: 'com.microsoft' });
 }
 
 /**

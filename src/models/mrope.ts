@@ -78,7 +78,8 @@ export function mropeAxes(cfg: TextConfig): Uint8Array {
 
 /**
  * Writes cos/sin rows for tokens with the given 3-axis positions into `cos`/`sin`
- * starting at row `row` (each row headDim wide, rotate-half layout).
+ * starting at row `row`: one value per frequency (headDim / 2 per row), the cache
+ * layout of ONNX Runtime's RotaryEmbedding in its rotate-half mode.
  */
 export function writeRopeRows(
   invFreq: Float32Array,
@@ -90,15 +91,12 @@ export function writeRopeRows(
   row: number,
 ): void {
   const half = invFreq.length;
-  const D = half * 2;
   for (let t = 0; t < count; t++) {
-    const base = (row + t) * D;
+    const base = (row + t) * half;
     for (let j = 0; j < half; j++) {
       const a = Math.fround(pos3(t, axes[j]!) * invFreq[j]!);
-      const c = Math.fround(Math.cos(a));
-      const s = Math.fround(Math.sin(a));
-      cos[base + j] = cos[base + half + j] = c;
-      sin[base + j] = sin[base + half + j] = s;
+      cos[base + j] = Math.cos(a);
+      sin[base + j] = Math.sin(a);
     }
   }
 }

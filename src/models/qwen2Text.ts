@@ -2,7 +2,7 @@ import { GraphBuilder } from '../runtime/onnx/graph.js';
 import { DataType } from '../runtime/onnx/model.js';
 import { SessionWeights, WeightStore } from '../runtime/weights.js';
 import { TextConfig } from './config.js';
-import { LayerCtx, applyRotary, gatedMlp, linear, rmsNorm } from './layers.js';
+import { LayerCtx, fusedLinear, gatedMlp, linear, rmsNorm, rotaryPerToken } from './layers.js';
 
 export const TEXT_INPUTS = {
   ids: 'input_ids',
@@ -38,8 +38,8 @@ export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix:
   const ids = g.input(I.ids, DataType.INT64, ['batch', 'new']);
   const extra = g.input(I.extraEmbeds, DataType.FLOAT, ['extra', Hd]);
   const select = g.input(I.embedSelect, DataType.INT64, ['tokens']);
-  const cos = g.input(I.cos, DataType.FLOAT, ['batch', 1, 'new', D]);
-  const sin = g.input(I.sin, DataType.FLOAT, ['batch', 1, 'new', D]);
+  const cos = g.input(I.cos, DataType.FLOAT, ['tokens', D / 2]);
+  const sin = g.input(I.sin, DataType.FLOAT, ['tokens', D / 2]);
   const blockTable = g.input(I.blockTable, DataType.INT64, ['batch', 'pages']);
   const mask = g.input(I.mask, DataType.FLOAT, ['batch', 1, 1, 'new', 'keys']);
   const lastIndex = g.input(I.lastIndex, DataType.INT64, ['batch']);
@@ -49,6 +49,8 @@ export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix:
   const tokenEmb = g.reshape(g.gather(embedW, ids, 0), [-1, Hd]);
   const merged = g.gather(g.concat([tokenEmb, extra], 0), select, 0);
   let x = g.reshapeDyn(merged, g.concat([g.shape(ids), g.constInt64([Hd])], 0));
+  // Token b*S+s reads row b*S+s of the cos/sin tables.
+  const tokenIndex = g.reshapeDyn(g.op('Range', [g.constInt64([0], []), g.op('Size', [ids]), g.constInt64([1], [])]), g.shape(ids));
 
   for (let i = 0; i < cfg.numLayers; i++) {
     const p = `${prefix}.layers.${i}`;
@@ -57,11 +59,16 @@ export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix:
     x = g.withScope(`layer${i}`, () => {
       const h = rmsNorm(ctx, x, `${p}.input_layernorm.weight`, Hd, cfg.rmsNormEps);
       const heads = (y: string, n: number) => g.transpose(g.reshape(y, [0, 0, n, D]), [0, 2, 1, 3]);
-      const q = applyRotary(g, heads(linear(ctx, h, `${p}.self_attn.q_proj`, Hd, H * D, true), H), cos, sin, D);
-      const k = applyRotary(g, heads(linear(ctx, h, `${p}.self_attn.k_proj`, Hd, KV * D, true), KV), cos, sin, D);
-      const vFlat = linear(ctx, h, `${p}.self_attn.v_proj`, Hd, KV * D, true);
+      const attnP = `${p}.self_attn`;
+      const qkv = fusedLinear(ctx, h, [`${attnP}.q_proj`, `${attnP}.k_proj`, `${attnP}.v_proj`], Hd, [H * D, KV * D, KV * D], true);
+      const [qkFlat, vFlat] = g.split(qkv, [(H + KV) * D, KV * D], -1) as [string, string];
+      // q and k rotated together ([B, S, (H + KV) * D]), then parted.
+      const qkRot = rotaryPerToken(g, qkFlat, tokenIndex, cos, sin, H + KV);
+      const [qFlat, kFlat] = g.split(qkRot, [H * D, KV * D], -1) as [string, string];
+      const q = heads(qFlat, H);
+      const k = heads(kFlat, KV);
       const v = heads(vFlat, KV);
-      g.output(g.reshape(g.transpose(k, [0, 2, 1, 3]), [0, 0, KV * D]), I.kNew(i), DataType.FLOAT, ['batch', 'new', KV * D]);
+      g.output(kFlat, I.kNew(i), DataType.FLOAT, ['batch', 'new', KV * D]);
       g.output(vFlat, I.vNew(i), DataType.FLOAT, ['batch', 'new', KV * D]);
 
       // Past keys/values: [B, pages, page, KV*D] -> [B, KV, T, D], then the new ones appended.

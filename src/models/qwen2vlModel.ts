@@ -139,8 +139,8 @@ export class Qwen2VLModel implements VisionLanguageModel {
 
     const ids = new BigInt64Array(B * S);
     const select = new BigInt64Array(B * S);
-    const cos = new Float32Array(B * S * D);
-    const sin = new Float32Array(B * S * D);
+    const cos = new Float32Array((B * S * D) / 2);
+    const sin = new Float32Array((B * S * D) / 2);
     const blockTable = new BigInt64Array(B * P);
     const mask = new Float32Array(B * S * T).fill(MASK_MIN);
     const lastIndex = new BigInt64Array(K);
@@ -183,8 +183,8 @@ export class Qwen2VLModel implements VisionLanguageModel {
       [I.ids]: { data: ids, dims: [B, S] },
       [I.extraEmbeds]: { data: extra, dims: [extra.length / Hd, Hd] },
       [I.embedSelect]: { data: select, dims: [B * S] },
-      [I.cos]: { data: cos, dims: [B, 1, S, D] },
-      [I.sin]: { data: sin, dims: [B, 1, S, D] },
+      [I.cos]: { data: cos, dims: [B * S, D / 2] },
+      [I.sin]: { data: sin, dims: [B * S, D / 2] },
       [I.blockTable]: { data: blockTable, dims: [B, P] },
       [I.mask]: { data: mask, dims: [B, 1, 1, S, T] },
       [I.lastIndex]: { data: lastIndex, dims: [K] },

@@ -295,12 +295,16 @@ def main():
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--aux-weight", type=float, default=1.0, help="weight of the per-unit colour/shape probe loss (0: off)")
     ap.add_argument("--init-from", help="start from the model weights of this checkpoint (new optimizer, new schedule)")
+    ap.add_argument("--mrope-section", help="M-RoPE sections t,h,w (sum 24), replacing SIZE's")
     ap.add_argument("--mix", help="sample-type weights replacing data.MIX, e.g. describe=0.16,count=0.08,colour=0.19,...")
     args = ap.parse_args()
     if args.mix:
         data.MIX = [(k, float(w)) for k, w in (kv.split("=") for kv in args.mix.split(","))]
         assert abs(sum(w for _, w in data.MIX) - 1) < 1e-6, "--mix weights must sum to 1"
         print("mix", data.MIX, flush=True)
+    if args.mrope_section:
+        SIZE["mrope_section"] = [int(x) for x in args.mrope_section.split(",")]
+        assert sum(SIZE["mrope_section"]) == SIZE["text_hidden"] // SIZE["text_heads"] // 2, "--mrope-section must sum to head_dim / 2"
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     os.makedirs(args.work, exist_ok=True)

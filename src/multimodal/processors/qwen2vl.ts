@@ -193,22 +193,21 @@ function channelLuts(cfg: Qwen2VLProcessorConfig): Float32Array {
 
 /**
  * One channel of one patch: P x P normalised values, row-major, from the HWC image,
- * written T times (the still image repeated over the temporal patch). A separate small
- * function so V8 optimises it as a hot function rather than on-stack-replacing the
- * caller's loop nest (which deoptimised on not-yet-run code, seen with --trace-deopt).
+ * then copied T - 1 more times (the still image repeated over the temporal patch). A
+ * separate small function so V8 optimises it as a hot function rather than
+ * on-stack-replacing the caller's loop nest (which deoptimised on not-yet-run code).
  */
 function writePatchPlane(
   data: Uint8Array, s0: number, stride: number, P: number, T: number,
   lut: Float32Array, lutBase: number, out: Float32Array, o: number,
 ): void {
   const PP = P * P;
+  let d = o;
   for (let py = 0; py < P; py++) {
     let s = s0 + py * stride;
-    for (let px = 0; px < P; px++, s += 3, o++) {
-      const v = lut[lutBase + data[s]!]!;
-      for (let t = 0; t < T; t++) out[o + t * PP] = v;
-    }
+    for (let px = 0; px < P; px++, s += 3) out[d++] = lut[lutBase + data[s]!]!;
   }
+  for (let t = 1; t < T; t++) out.copyWithin(o + t * PP, o, o + PP);
 }
 
 /** The resized image: read only while the patches are written below. */

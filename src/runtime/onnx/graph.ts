@@ -120,6 +120,9 @@ export class GraphBuilder {
   reshapeDyn(x: string, shape: string): string { return this.op('Reshape', [x, shape]); }
   transpose(x: string, perm: number[]): string { return this.op('Transpose', [x], { perm }); }
   concat(xs: string[], axis: number): string { return this.op('Concat', xs, { axis }); }
+  split(x: string, sizes: number[], axis: number): string[] {
+    return this.opMulti('Split', [x, this.constInt64(sizes)], { axis }, { outputs: sizes.length });
+  }
   gather(x: string, idx: string, axis = 0): string { return this.op('Gather', [x, idx], { axis }); }
   softmax(x: string, axis = -1): string { return this.op('Softmax', [x], { axis }); }
   cast(x: string, to: DataType): string { return this.op('Cast', [x], { to }); }

@@ -33,6 +33,7 @@ import { Qwen2VLModel } from '../src/models/qwen2vlModel.js';
 import { buildQwenVisionGraph } from '../src/models/qwenVision.js';
 import { decodeImage } from '../src/multimodal/decode.js';
 import { PixelBufferPool } from '../src/multimodal/pixelBufferPool.js';
+import { followParent, relaunchWithHugePages } from '../src/cli/hugePages.js';
 import { loadQwen2VLProcessorConfig, preprocessQwen2VL } from '../src/multimodal/processors/qwen2vl.js';
 import { GraphBuilder } from '../src/runtime/onnx/graph.js';
 import { DataType } from '../src/runtime/onnx/model.js';
@@ -433,6 +434,7 @@ function printTable(r: any): void {
   add('Qwen2-VL preprocess 1280x960', `${r.preprocess.qwen2vlMsMedian.toFixed(1)} ms`, `median of ${r.preprocess.runs}`);
   add('decode + preprocess', `${r.preprocess.totalMsMedian.toFixed(1)} ms`, `target < ${r.preprocess.targetMs} ms`);
   add('benchmark wall time', `${r.totalSeconds.toFixed(0)} s`, '');
+  add('huge pages for malloc', process.env.GLIBC_TUNABLES?.includes('glibc.malloc.hugetlb=1') ? 'on' : 'off', 'as iris serve runs (IRIS_HUGE_PAGES=0 turns them off)');
   add('machine load average (1 min)', `${r.machine.loadAverageStart.toFixed(2)} / ${r.machine.loadAverageEnd.toFixed(2)}`, 'at start / end; other processes on the machine skew every number');
   const w0 = Math.max(...rows.map((x) => x[0].length));
   const w1 = Math.max(...rows.map((x) => x[1].length));
@@ -445,7 +447,11 @@ const args = process.argv.slice(2);
 try {
   if (args[0] === '--bandwidth-child') await bandwidthChild(args[1] === 'quick');
   else if (args[0] === '--vision-child') await visionChild(args[1]!, args[2]!, Number(args[3] ?? 1));
-  else await main();
+  // Run as `iris serve` runs: with huge pages for malloc (the children inherit them).
+  else if (!relaunchWithHugePages()) {
+    followParent();
+    await main();
+  }
 } catch (e) {
   console.error(e);
   process.exitCode = 1;

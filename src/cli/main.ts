@@ -4,6 +4,7 @@ import { IrisError } from '../errors.js';
 import { runGenerate } from './generate.js';
 import { runServe } from './serve.js';
 import { BUILTIN_MODEL_NAME, builtinModelPath } from './builtinModel.js';
+import { followParent, relaunchWithHugePages } from './hugePages.js';
 
 function int(v: string): number {
   const n = Number(v);
@@ -73,8 +74,13 @@ program
     await runServe({ ...opts, modelPath: opts.modelPath ?? builtinModelPath(), servedModelName: opts.servedModelName ?? (builtin ? BUILTIN_MODEL_NAME : undefined) });
   });
 
-program.parseAsync(process.argv).catch((e: unknown) => {
-  const msg = e instanceof IrisError ? e.message : e instanceof Error ? e.message : String(e);
-  process.stderr.write(`iris: ${msg}\n`);
-  process.exit(1);
-});
+// The commands that load a model run with huge pages (see hugePages.ts).
+const loadsModel = ['serve', 'generate'].includes(process.argv[2] ?? '');
+if (!(loadsModel && relaunchWithHugePages())) {
+  followParent();
+  program.parseAsync(process.argv).catch((e: unknown) => {
+    const msg = e instanceof IrisError ? e.message : e instanceof Error ? e.message : String(e);
+    process.stderr.write(`iris: ${msg}\n`);
+    process.exit(1);
+  });
+}

@@ -50,8 +50,9 @@ export function activate(g: GraphBuilder, x: string, act: Activation): string {
 
 /** down(act(gate(x)) * up(x)), as in Qwen2 / Llama MLPs. */
 export function gatedMlp(ctx: LayerCtx, x: string, prefix: string, dim: number, inner: number, act: Activation, bias: boolean): string {
-  const gate = activate(ctx.g, linear(ctx, x, `${prefix}.gate_proj`, dim, inner, bias), act);
-  const up = linear(ctx, x, `${prefix}.up_proj`, dim, inner, bias);
+  const gu = fusedLinear(ctx, x, [`${prefix}.gate_proj`, `${prefix}.up_proj`], dim, [inner, inner], bias);
+  const [g0, up] = ctx.g.split(gu, [inner, inner], -1) as [string, string];
+  const gate = activate(ctx.g, g0, act);
   return linear(ctx, ctx.g.mul(gate, up), `${prefix}.down_proj`, inner, dim, bias);
 }
 

@@ -11,6 +11,7 @@
  */
 import { ScratchBytes } from './scratchBytes.js';
 import type { RgbImage } from './image.js';
+import { SimdResampler } from './wasm/resampleSimd.js';
 
 const PRECISION_BITS = 32 - 8 - 2;
 /** Rounding bias: Pillow starts every accumulator at 1 << (PRECISION_BITS - 1). */
@@ -215,15 +216,25 @@ export function resizeBicubic(img: RgbImage, outW: number, outH: number, box?: R
   // Only the source rows the vertical pass will read go through the horizontal pass.
   const yboxFirst = vert.bounds[0]!;
   const yboxLast = vert.bounds[outH * 2 - 2]! + vert.bounds[outH * 2 - 1]!;
+  const horiz = needHorizontal ? precomputeCoeffs(inW, b[0], b[2], outW) : null;
+  if (horiz) for (let i = 0; i < outH; i++) vert.bounds[i * 2] -= yboxFirst;
+  const firstRow = horiz ? yboxFirst : 0;
+  const rows = horiz ? yboxLast - yboxFirst : inH;
+  const width = horiz ? outW : inW;
+
+  const simd = simdResampler();
+  if (simd) {
+    const dst = out ?? new Uint8Array(width * outH * 3);
+    if (simd.resize(img.data, firstRow * inW * 3, inW, rows, horiz, needVertical ? vert : null, width, outH, dst)) {
+      return { width, height: outH, data: dst };
+    }
+  }
 
   let cur: RgbImage = img;
-  if (needHorizontal) {
-    const horiz = precomputeCoeffs(inW, b[0], b[2], outW);
-    for (let i = 0; i < outH; i++) vert.bounds[i * 2] -= yboxFirst;
-    const rows = yboxLast - yboxFirst;
+  if (horiz) {
     const n = outW * rows * 3;
     const tmp = needVertical ? horizontalScratch.get(n) : (out ?? new Uint8Array(n));
-    resampleHorizontal(img.data, inW, new Uint8ClampedArray(tmp.buffer, tmp.byteOffset, n), outW, rows, yboxFirst, horiz);
+    resampleHorizontal(img.data, inW, new Uint8ClampedArray(tmp.buffer, tmp.byteOffset, n), outW, rows, firstRow, horiz);
     cur = { width: outW, height: rows, data: tmp };
   }
   if (needVertical) {
@@ -232,4 +243,22 @@ export function resizeBicubic(img: RgbImage, outW: number, outH: number, box?: R
     return { width: cur.width, height: outH, data: dst };
   }
   return cur === img ? { width: inW, height: inH, data: copy(img.data) } : cur;
+}
+
+let simdState: SimdResampler | null | undefined;
+
+/** The WebAssembly SIMD passes, created on first use; null where unavailable or turned off. */
+function simdResampler(): SimdResampler | null {
+  if (simdState === undefined) simdState = process.env.IRIS_RESAMPLE_SIMD === '0' ? null : SimdResampler.create();
+  return simdState;
+}
+
+/**
+ * Chooses the passes' implementation: WebAssembly SIMD (the default where
+ * available) or the JS loops. Both give the same bytes; tests compare them.
+ * Returns whether SIMD is in use.
+ */
+export function useSimdResampler(on: boolean): boolean {
+  simdState = on ? SimdResampler.create() : null;
+  return simdState !== null;
 }

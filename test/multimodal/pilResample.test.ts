@@ -1,23 +1,57 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeImage } from '../../src/multimodal/decode.js';
-import { resizeBicubic } from '../../src/multimodal/pilResample.js';
+import { resizeBicubic, useSimdResampler } from '../../src/multimodal/pilResample.js';
 import { byteDiff, pilIndex, readPil } from './fixtures.js';
 
-// Expected bytes are Pillow's Image.resize(..., BICUBIC) output (see index.json "pillow").
-for (const c of pilIndex.resize) {
-  test(`resizeBicubic is bit-identical to Pillow: ${c.name}`, async () => {
-    const img = await decodeImage(readPil(c.input));
-    assert.deepEqual([img.width, img.height], c.inSize);
-    const [w, h] = c.outSize;
-    const out = resizeBicubic(img, w, h);
-    assert.deepEqual([out.width, out.height], [w, h]);
-    const expected = readPil(c.expected);
-    assert.equal(out.data.length, expected.length);
-    const d = byteDiff(out.data, expected);
-    assert.equal(d.count, 0, `${d.count} bytes differ (max ${d.max})`);
-  });
+// Expected bytes are Pillow's Image.resize(..., BICUBIC) output (see index.json "pillow"),
+// for both implementations of the passes (WebAssembly SIMD and the JS loops).
+for (const simd of [true, false]) {
+  for (const c of pilIndex.resize) {
+    test(`resizeBicubic (${simd ? 'SIMD' : 'JS'}) is bit-identical to Pillow: ${c.name}`, async () => {
+      assert.equal(useSimdResampler(simd), simd, 'WebAssembly SIMD is available in Node 20');
+      try {
+        const img = await decodeImage(readPil(c.input));
+        assert.deepEqual([img.width, img.height], c.inSize);
+        const [w, h] = c.outSize;
+        const out = resizeBicubic(img, w, h);
+        assert.deepEqual([out.width, out.height], [w, h]);
+        const expected = readPil(c.expected);
+        assert.equal(out.data.length, expected.length);
+        const d = byteDiff(out.data, expected);
+        assert.equal(d.count, 0, `${d.count} bytes differ (max ${d.max})`);
+      } finally {
+        useSimdResampler(true);
+      }
+    });
+  }
 }
+
+test('resizeBicubic: the SIMD and JS passes give the same bytes (sizes, boxes, buffer offsets)', () => {
+  let seed = 12345;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) / (1 << 24);
+  const cases: Array<[number, number, number, number, [number, number, number, number]?]> = [
+    [1, 1, 5, 3], [5, 3, 1, 1], [17, 9, 16, 9], [17, 9, 17, 8], [640, 480, 28, 28], [333, 101, 1001, 47],
+    [1280, 960, 1288, 952], [97, 311, 40, 900], [64, 64, 64, 64, [3.5, 2.25, 60.75, 50]], [50, 40, 30, 20, [10, 0, 50, 40]],
+  ];
+  for (let r = 0; r < 12; r++) {
+    cases.push([1 + Math.floor(rnd() * 300), 1 + Math.floor(rnd() * 300), 1 + Math.floor(rnd() * 300), 1 + Math.floor(rnd() * 300)]);
+  }
+  for (const [w, h, ow, oh, box] of cases) {
+    // extreme values (0/255 edges) make the clamping matter
+    const data = Uint8Array.from({ length: w * h * 3 }, () => (rnd() < 0.3 ? (rnd() < 0.5 ? 0 : 255) : Math.floor(rnd() * 256)));
+    const img = { width: w, height: h, data };
+    assert.equal(useSimdResampler(true), true);
+    const backing = new Uint8Array(ow * oh * 3 + 7);
+    const a = resizeBicubic(img, ow, oh, box, backing.subarray(5, 5 + ow * oh * 3)).data;
+    useSimdResampler(false);
+    const b = resizeBicubic(img, ow, oh, box).data;
+    useSimdResampler(true);
+    const d = byteDiff(a, b);
+    assert.equal(d.count, 0, `${w}x${h} -> ${ow}x${oh} ${box ?? ''}: ${d.count} bytes differ (max ${d.max})`);
+    assert.deepEqual([backing[4], backing[5 + ow * oh * 3]], [0, 0], 'nothing written outside the output');
+  }
+});
 
 test('resizeBicubic to the same size returns an equal copy', () => {
   const data = Uint8Array.from({ length: 5 * 4 * 3 }, (_, i) => (i * 37) & 255);

@@ -192,22 +192,32 @@ function channelLuts(cfg: Qwen2VLProcessorConfig): Float32Array {
 }
 
 /**
- * One channel of one patch: P x P normalised values, row-major, from the HWC image,
- * then copied T - 1 more times (the still image repeated over the temporal patch). A
- * separate small function so V8 optimises it as a hot function rather than
- * on-stack-replacing the caller's loop nest (which deoptimised on not-yet-run code).
+ * One patch: for each channel its P x P normalised values, row-major, from the HWC
+ * image (the three planes filled in one pass over the pixels), each plane then copied
+ * T - 1 more times (the still image repeated over the temporal patch). A separate
+ * small function so V8 optimises it as a hot function rather than on-stack-replacing
+ * the caller's loop nest (which deoptimised on not-yet-run code).
  */
-function writePatchPlane(
-  data: Uint8Array, s0: number, stride: number, P: number, T: number,
-  lut: Float32Array, lutBase: number, out: Float32Array, o: number,
+function writePatch(
+  data: Uint8Array, s0: number, stride: number, P: number, T: number, lut: Float32Array, out: Float32Array, o: number,
 ): void {
   const PP = P * P;
-  let d = o;
+  const plane = T * PP;
+  let d0 = o;
+  let d1 = o + plane;
+  let d2 = o + 2 * plane;
   for (let py = 0; py < P; py++) {
     let s = s0 + py * stride;
-    for (let px = 0; px < P; px++, s += 3) out[d++] = lut[lutBase + data[s]!]!;
+    for (let px = 0; px < P; px++, s += 3) {
+      out[d0++] = lut[data[s]!]!;
+      out[d1++] = lut[256 + data[s + 1]!]!;
+      out[d2++] = lut[512 + data[s + 2]!]!;
+    }
   }
-  for (let t = 1; t < T; t++) out.copyWithin(o + t * PP, o, o + PP);
+  for (let c = 0; c < 3; c++) {
+    const p0 = o + c * plane;
+    for (let t = 1; t < T; t++) out.copyWithin(p0 + t * PP, p0, p0 + PP);
+  }
 }
 
 /** The resized image: read only while the patches are written below. */
@@ -255,10 +265,8 @@ export function preprocessQwen2VL(
         const y0 = (bh * M + mh) * P;
         for (let mw = 0; mw < M; mw++) {
           const x0 = (bw * M + mw) * P;
-          for (let c = 0; c < 3; c++) {
-            writePatchPlane(data, y0 * stride + x0 * 3 + c, stride, P, T, lut, c * 256, out, o);
-            o += T * PP;
-          }
+          writePatch(data, y0 * stride + x0 * 3, stride, P, T, lut, out, o);
+          o += rowLen;
         }
       }
     }

@@ -58,28 +58,26 @@ export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix:
     const vCache = g.input(I.vCache(i), DataType.FLOAT, ['pool_pages', pageSize, KV * D]);
     x = g.withScope(`layer${i}`, () => {
       const h = rmsNorm(ctx, x, `${p}.input_layernorm.weight`, Hd, cfg.rmsNormEps);
-      const heads = (y: string, n: number) => g.transpose(g.reshape(y, [0, 0, n, D]), [0, 2, 1, 3]);
+      // [B, S, g * KV * D] -> [B, KV, g, S, D]: query heads grouped by the KV head they share.
+      const grouped = (y: string, groups: number) => g.transpose(g.reshape(y, [0, 0, KV, groups, D]), [0, 2, 3, 1, 4]);
       const attnP = `${p}.self_attn`;
       const qkv = fusedLinear(ctx, h, [`${attnP}.q_proj`, `${attnP}.k_proj`, `${attnP}.v_proj`], Hd, [H * D, KV * D, KV * D], true);
-      const [qkFlat, vFlat] = g.split(qkv, [(H + KV) * D, KV * D], -1) as [string, string];
+      // The new tokens' K (rotated) and V are graph outputs, which the engine writes into its pages.
+      const [qkFlat, vFlat] = g.split(qkv, [(H + KV) * D, KV * D], -1, [undefined, I.vNew(i)]) as [string, string];
       // q and k rotated together ([B, S, (H + KV) * D]), then parted.
       const qkRot = rotaryPerToken(g, qkFlat, tokenIndex, cos, sin, H + KV);
-      const [qFlat, kFlat] = g.split(qkRot, [H * D, KV * D], -1) as [string, string];
-      const q = heads(qFlat, H);
-      const k = heads(kFlat, KV);
-      const v = heads(vFlat, KV);
+      const [qFlat, kFlat] = g.split(qkRot, [H * D, KV * D], -1, [undefined, I.kNew(i)]) as [string, string];
       g.output(kFlat, I.kNew(i), DataType.FLOAT, ['batch', 'new', KV * D]);
       g.output(vFlat, I.vNew(i), DataType.FLOAT, ['batch', 'new', KV * D]);
 
-      // Past keys/values: [B, pages, page, KV*D] -> [B, KV, T, D], then the new ones appended.
-      const past = (cache: string) => g.transpose(g.reshape(g.gather(cache, blockTable, 0), [0, -1, KV, D]), [0, 2, 1, 3]);
-      const kAll = g.reshape(g.concat([past(kCache), k], 2), [0, KV, 1, -1, D]);
-      const vAll = g.reshape(g.concat([past(vCache), v], 2), [0, KV, 1, -1, D]);
-      // Query heads grouped by the KV head they share: [B, KV, rep, S, D].
-      const qg = g.reshape(q, [0, KV, rep, -1, D]);
+      // Past keys/values: [B, pages, page, KV*D] -> [B, KV, 1, T, D], then the new ones appended.
+      const past = (cache: string) => g.transpose(g.reshape(g.gather(cache, blockTable, 0), [0, -1, KV, 1, D]), [0, 2, 3, 1, 4]);
+      const kAll = g.concat([past(kCache), grouped(kFlat, 1)], 3);
+      const vAll = g.concat([past(vCache), grouped(vFlat, 1)], 3);
+      const qg = grouped(qFlat, rep);
       const scores = g.mul(g.matmul(qg, g.transpose(kAll, [0, 1, 2, 4, 3])), g.scalarFloat(1 / Math.sqrt(D)));
       const attn = g.matmul(g.softmax(g.add(scores, mask), -1), vAll);
-      const o = g.reshape(g.transpose(g.reshape(attn, [0, H, -1, D]), [0, 2, 1, 3]), [0, 0, H * D]);
+      const o = g.reshape(g.transpose(attn, [0, 3, 1, 2, 4]), [0, 0, H * D]);
       const x1 = g.add(x, linear(ctx, o, `${p}.self_attn.o_proj`, H * D, Hd, false));
       const h2 = rmsNorm(ctx, x1, `${p}.post_attention_layernorm.weight`, Hd, cfg.rmsNormEps);
       return g.add(x1, gatedMlp(ctx, h2, `${p}.mlp`, Hd, cfg.intermediateSize, 'silu', false));

@@ -120,8 +120,10 @@ export class GraphBuilder {
   reshapeDyn(x: string, shape: string): string { return this.op('Reshape', [x, shape]); }
   transpose(x: string, perm: number[]): string { return this.op('Transpose', [x], { perm }); }
   concat(xs: string[], axis: number): string { return this.op('Concat', xs, { axis }); }
-  split(x: string, sizes: number[], axis: number): string[] {
-    return this.opMulti('Split', [x, this.constInt64(sizes)], { axis }, { outputs: sizes.length });
+  /** Parts of `x` along `axis`; `names` picks the output names (e.g. graph outputs), else fresh ones. */
+  split(x: string, sizes: number[], axis: number, names?: Array<string | undefined>): string[] {
+    const outputs = sizes.map((_, i) => names?.[i] ?? this.fresh('Split'));
+    return this.opMulti('Split', [x, this.constInt64(sizes)], { axis }, { outputs });
   }
   gather(x: string, idx: string, axis = 0): string { return this.op('Gather', [x, idx], { axis }); }
   softmax(x: string, axis = -1): string { return this.op('Softmax', [x], { axis }); }

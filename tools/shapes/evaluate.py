@@ -12,6 +12,8 @@ seed 1, the tokenizer seed 2, the fixtures seeds 4242 and 5151). For each pictur
 questions are asked (describe, count, colour of a shape, where a shape is, is there a ...),
 for N/2 pairs the two-image questions, plus the text-only greetings; requests go to
 POST /v1/chat/completions with the pictures as PNG data URIs and temperature 0.
+Two-picture answers are also scored on whether each part is about its own picture
+("right image"), besides the strict check of every shape and colour.
 """
 import argparse
 import base64
@@ -89,7 +91,9 @@ def build_items(n, seed):
         if i % 2 == 0:
             b_sc = sc if rng.random() < 0.12 else data.variant_scene(rng, sc)
             b_img = data.render(b_sc, rng)
-            items.append(("two_image_diff", [img, b_img], data.Q_DIFF[0], data.diff_answer(sc, b_sc), {}))
+            items.append(("two_image_diff", [img, b_img], data.Q_DIFF[0], data.diff_answer(sc, b_sc),
+                          {"first": sorted((s["colour"], s["shape"]) for s in sc["shapes"]),
+                           "second": sorted((s["colour"], s["shape"]) for s in b_sc["shapes"])}))
         else:
             b_sc = data.make_scene(rng, size=(224, 224))
             b_img = data.render(b_sc, rng)
@@ -123,6 +127,32 @@ def correct(cat, answer, expected, info):
     if cat == "text_only":
         return "shapes" in a and "colours" in a
     return a == expected  # colour, position: exact sentence
+
+
+def right_image(cat, answer, expected, info):
+    """Two-picture answers: is each part about its own picture? (None for other categories.)
+    Describe both: each part names more shapes of its own picture than of the other one.
+    Difference: the shapes said of each picture are in that picture, and differ (or, when the
+    pictures are the same, the answer says so)."""
+    a = answer.strip()
+    first = {tuple(p) for p in info.get("first", [])}
+    second = {tuple(p) for p in info.get("second", [])}
+    if cat == "two_image_describe":
+        parts = a.split("The second image")
+        if len(parts) != 2:
+            return False
+        p0, p1 = set(pairs_in(parts[0])), set(pairs_in(parts[1]))
+        about = lambda p, own, other: bool(p) and (len(p & own) > len(p & other) or p <= own)  # noqa: E731
+        return about(p0, first, second) and about(p1, second, first)
+    if cat == "two_image_diff":
+        if expected.startswith("The two images are the same"):
+            return a.startswith("The two images are the same")
+        parts = a.split(";")
+        if len(parts) != 2:
+            return False
+        p0, p1 = set(pairs_in(parts[0])), set(pairs_in(parts[1]))
+        return bool(p0) and bool(p1) and p0 <= first and p1 <= second and p0 != p1
+    return None
 
 
 def start_server(model_path, root):
@@ -163,15 +193,19 @@ def main():
     for (cat, _imgs, q, exp, info), ans in zip(items, answers):
         ok = correct(cat, ans, exp, info)
         exact = ans.strip() == exp
-        st = stats.setdefault(cat, [0, 0, 0])
+        right = right_image(cat, ans, exp, info)
+        st = stats.setdefault(cat, [0, 0, 0, 0])
         st[0] += ok
         st[1] += exact
         st[2] += 1
-        rows.append({"category": cat, "question": q, "expected": exp, "answer": ans, "correct": ok, "exact": exact})
+        st[3] += bool(right)
+        rows.append({"category": cat, "question": q, "expected": exp, "answer": ans, "correct": ok, "exact": exact,
+                     "right_image": right})
     print(f"{len(items)} requests in {took:.0f}s  (seed {args.seed}, {args.n} pictures)")
-    print(f"{'category':22s} {'correct':>8s} {'exact':>8s} {'n':>5s}")
-    for cat, (ok, ex_, n) in stats.items():
-        print(f"{cat:22s} {100 * ok / n:7.1f}% {100 * ex_ / n:7.1f}% {n:5d}")
+    print(f"{'category':22s} {'correct':>8s} {'exact':>8s} {'n':>5s}  right image")
+    for cat, (ok, ex_, n, right) in stats.items():
+        extra = f"  {100 * right / n:7.1f}%" if cat.startswith("two_image") else ""
+        print(f"{cat:22s} {100 * ok / n:7.1f}% {100 * ex_ / n:7.1f}% {n:5d}{extra}")
     if args.dump:
         with open(args.dump, "w") as f:
             json.dump({"stats": stats, "rows": rows}, f, indent=1)

@@ -295,16 +295,24 @@ def main():
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--aux-weight", type=float, default=1.0, help="weight of the per-unit colour/shape probe loss (0: off)")
     ap.add_argument("--init-from", help="start from the model weights of this checkpoint (new optimizer, new schedule)")
-    ap.add_argument("--mrope-section", help="M-RoPE sections t,h,w (sum 24), replacing SIZE's")
+    ap.add_argument("--mrope-section", help="M-RoPE sections t,h,w (sum 24); default: the checkpoint's, else SIZE's")
     ap.add_argument("--mix", help="sample-type weights replacing data.MIX, e.g. describe=0.16,count=0.08,colour=0.19,...")
     args = ap.parse_args()
     if args.mix:
         data.MIX = [(k, float(w)) for k, w in (kv.split("=") for kv in args.mix.split(","))]
         assert abs(sum(w for _, w in data.MIX) - 1) < 1e-6, "--mix weights must sum to 1"
         print("mix", data.MIX, flush=True)
+    ckpt = os.path.join(args.work, "ckpt.pt")
+    # M-RoPE sections: the flag, else those the checkpoint was trained with, else SIZE's.
     if args.mrope_section:
         SIZE["mrope_section"] = [int(x) for x in args.mrope_section.split(",")]
-        assert sum(SIZE["mrope_section"]) == SIZE["text_hidden"] // SIZE["text_heads"] // 2, "--mrope-section must sum to head_dim / 2"
+    else:
+        source = ckpt if os.path.exists(ckpt) and not args.fresh else args.init_from
+        saved = torch.load(source).get("mrope_section") if source else None
+        if saved:
+            SIZE["mrope_section"] = list(saved)
+    assert sum(SIZE["mrope_section"]) == SIZE["text_hidden"] // SIZE["text_heads"] // 2, "M-RoPE sections must sum to head_dim / 2"
+    print("mrope_section", SIZE["mrope_section"], flush=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     os.makedirs(args.work, exist_ok=True)
@@ -328,7 +336,6 @@ def main():
     no_decay = [p for n, p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
-    ckpt = os.path.join(args.work, "ckpt.pt")
     step, elapsed0, next_index0 = 0, 0.0, 0
     if os.path.exists(ckpt) and not args.fresh:
         st = torch.load(ckpt)
@@ -394,11 +401,12 @@ def main():
         if step % args.ckpt_every == 0:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                         "elapsed": time.time() - t0, "next_index": next_index,
-                        "aux": aux.state_dict() if aux else None},
+                        "aux": aux.state_dict() if aux else None, "mrope_section": SIZE["mrope_section"]},
                        ckpt + ".tmp")
             os.replace(ckpt + ".tmp", ckpt)
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                "elapsed": time.time() - t0, "next_index": next_index, "aux": aux.state_dict() if aux else None}, ckpt)
+                "elapsed": time.time() - t0, "next_index": next_index, "aux": aux.state_dict() if aux else None,
+                "mrope_section": SIZE["mrope_section"]}, ckpt)
     model.eval()
     export(model, cfg, tok, args.out)
     print(f"done: {step} steps in {time.time() - t0:.0f}s; exported {args.out}", flush=True)

@@ -86,6 +86,7 @@ export class WeightStore {
  */
 export class SessionWeights {
   private byName = new Map<string, string>();
+  private initialized = new Set<string>();
   private total = 0;
 
   constructor(
@@ -102,14 +103,38 @@ export class SessionWeights {
   weight(name: string, shape?: number[]): string {
     const cached = this.byName.get(name);
     if (cached) return cached;
-    const loc = this.store.get(name, shape);
-    this.total += loc.length;
-    const dtype = ONNX_DTYPE[loc.dtype]!;
-    const location = relative(this.dataFolder, resolve(loc.file)).split(sep).join('/');
-    const init = this.g.external(`w:${name}`, dtype, loc.shape, { location, offset: loc.offset, length: loc.length });
+    const { init, dtype } = this.initializer(name, shape);
     const value = dtype === DataType.FLOAT ? init : this.g.cast(init, DataType.FLOAT);
     this.byName.set(name, value);
     return value;
+  }
+
+  /**
+   * Float32 graph value of several checkpoint tensors concatenated on axis 0. Tensors
+   * of one 16-bit dtype are concatenated before the cast, so that ORT's load-time
+   * folding holds half as many bytes in flight.
+   */
+  concatenated(parts: Array<[name: string, shape: number[]]>): string {
+    const raw = parts.map(([name, shape]) => this.initializer(name, shape));
+    const dtype = raw[0]!.dtype;
+    if (dtype === DataType.FLOAT || raw.some((r) => r.dtype !== dtype)) {
+      return this.g.concat(parts.map(([name, shape]) => this.weight(name, shape)), 0);
+    }
+    return this.g.cast(this.g.concat(raw.map((r) => r.init), 0), DataType.FLOAT);
+  }
+
+  /** The initializer of a checkpoint tensor as stored (added once per session). */
+  private initializer(name: string, shape?: number[]): { init: string; dtype: DataType } {
+    const initName = `w:${name}`;
+    const loc = this.store.get(name, shape);
+    const dtype = ONNX_DTYPE[loc.dtype]!;
+    if (!this.initialized.has(initName)) {
+      this.initialized.add(initName);
+      this.total += loc.length;
+      const location = relative(this.dataFolder, resolve(loc.file)).split(sep).join('/');
+      this.g.external(initName, dtype, loc.shape, { location, offset: loc.offset, length: loc.length });
+    }
+    return { init: initName, dtype };
   }
 
   /** Total bytes of checkpoint data this session uses. */

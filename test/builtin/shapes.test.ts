@@ -14,6 +14,13 @@ import { prefillPrompt } from '../helpers/prefill.js';
 import { IrisServer, startIris } from '../helpers/server.js';
 
 /**
+ * Categories the built-in model answers well on 200 new pictures (tools/shapes/README.md):
+ * describe 96.5%, colour 99%, count 98.5%, greetings 100%, two-picture descriptions 82% (100% keep
+ * the pictures apart).
+ */
+const RELIABLE = new Set(['describe', 'count', 'colour', 'two_image_describe', 'text_only']);
+
+/**
  * The built-in model: Iris agrees with the training tool's own forward pass, and
  * through the HTTP server (started with no --model-path) it answers a fixed sample
  * of questions about pictures correctly.
@@ -96,12 +103,13 @@ describe('built-in model through iris serve (no --model-path)', () => {
           : ch.type === 'starts_with'
             ? answer.startsWith(ch.prefix)
             : ch.keywords.every((k: string) => answer.toLowerCase().includes(k.toLowerCase()));
-      // Greetings are the one category the short training already gets right every time.
-      if (it.category === 'text_only') assert.ok(ok, `item ${it.id}: "${answer}"`);
+      // What the model does well must be right here: a swapped colour channel or a transposed
+      // image would fail these.
+      if (RELIABLE.has(it.category)) assert.ok(ok, `item ${it.id} (${it.category}): "${it.question}" -> "${answer}", expected "${it.expected}"`);
       if (ok) correct++;
       else wrong.push(`${it.id} ${it.category}: "${it.question}" -> "${answer}" (expected "${it.expected}")`);
     }
-    // Accuracy is reported, not asserted: the model's training is still short of its targets.
+    // The weak skills (where a shape is, "Is there ...?", what differs) are reported, not asserted.
     t.diagnostic(`${correct}/20 answers satisfy their check${wrong.length ? `; wrong:\n${wrong.join('\n')}` : ''}`);
   });
 });

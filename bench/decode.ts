@@ -38,7 +38,7 @@ import { loadQwen2VLProcessorConfig, preprocessQwen2VL } from '../src/multimodal
 import { GraphBuilder } from '../src/runtime/onnx/graph.js';
 import { DataType } from '../src/runtime/onnx/model.js';
 import { GraphSession } from '../src/runtime/session.js';
-import { WeightStore } from '../src/runtime/weights.js';
+import { SessionWeights, WeightStore } from '../src/runtime/weights.js';
 import { defaultCheckpointDir, ensureCheckpoint } from './checkpoint.js';
 
 const THREADS = 2;
@@ -170,6 +170,58 @@ async function bandwidthChild(quick: boolean): Promise<void> {
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
+// ---- the decode kernel alone (child process) ---------------------------------------------
+
+interface KernelChildResult {
+  weight: string;
+  bytes: number;
+  matVecGBs: number;
+  reduceSumGBs: number;
+}
+
+/**
+ * The ceiling ONNX Runtime's own kernel sets: the decoder's largest mat-vec (the output
+ * projection, `linearNoBias` on the checkpoint weight, prepacked as in the engine) run alone,
+ * against ReduceSum over as many bytes, in the same process and minute.
+ */
+async function kernelChild(modelDir: string): Promise<void> {
+  const config = loadModelConfig(modelDir);
+  const store = WeightStore.open(modelDir);
+  const name = store.has('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight';
+  const { vocabSize: V, hiddenSize: Hd } = config.text;
+  const g = new GraphBuilder('matvec');
+  const w = new SessionWeights(store, g);
+  const x = g.input('x', DataType.FLOAT, [1, Hd]);
+  g.output(g.linearNoBias(x, w.weight(name, [V, Hd])), 'y', DataType.FLOAT, [1, V]);
+  const mv = await GraphSession.create(g, w, { intraOpThreads: THREADS });
+  const rows = 1024;
+  const n = Math.ceil((V * Hd) / rows) * rows;
+  const big = new Float32Array(n).fill(0.5);
+  const rg = new GraphBuilder('reduce');
+  const rx = rg.input('x', DataType.FLOAT, [rows, n / rows]);
+  rg.output(rg.op('ReduceSum', [rx, rg.constInt64([1])], { keepdims: 0 }), 'y', DataType.FLOAT, [rows]);
+  const reduce = await GraphSession.create(rg, null, { intraOpThreads: THREADS });
+  const vec = new Float32Array(Hd).fill(0.1);
+  const mvTimes: number[] = [];
+  const rTimes: number[] = [];
+  for (let r = 0; r < 8; r++) {
+    let t0 = now();
+    await mv.run({ x: { data: vec, dims: [1, Hd] } });
+    if (r > 1) mvTimes.push(now() - t0);
+    t0 = now();
+    await reduce.run({ x: { data: big, dims: [rows, n / rows] } });
+    if (r > 1) rTimes.push(now() - t0);
+  }
+  const bytes = V * Hd * 4;
+  const result: KernelChildResult = {
+    weight: name,
+    bytes,
+    matVecGBs: bytes / (Math.min(...mvTimes) / 1000) / 1e9,
+    reduceSumGBs: (n * 4) / (Math.min(...rTimes) / 1000) / 1e9,
+  };
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
 // ---- vision tower alone (child process) ---------------------------------------------
 
 interface VisionChildResult {
@@ -288,6 +340,8 @@ async function main(): Promise<void> {
   const bw = runChild<BandwidthResult>(['--bandwidth-child']);
   log(`vision tower alone, ${visionRuns} run(s) (child process)`);
   const vis = runChild<VisionChildResult>(['--vision-child', dir, jpegPath, String(visionRuns)]);
+  log('the decode kernel alone (child process)');
+  const kernel = runChild<KernelChildResult>(['--kernel-child', dir]);
 
   log('Engine.load');
   const rssBeforeLoad = peakRssBytes();
@@ -373,6 +427,7 @@ async function main(): Promise<void> {
         fractionOfStartBandwidth: impliedGBs / bw.bestGBs,
         target: 0.8,
       },
+      kernel,
       vision: {
         image: `${IMAGE_W}x${IMAGE_H}`,
         patches: vis.patches,
@@ -428,6 +483,12 @@ function printTable(r: any): void {
     pct(r.decode.fractionOfBandwidth),
     `median of ${r.decode.runs.length} runs, each over a probe taken right before it (${r.decode.runs.map((d: any) => `${pct(d.fraction)} of ${d.probeGBs.toFixed(1)}`).join(', ')} GB/s); target >= ${pct(r.decode.target)}`,
   );
+  const k = r.kernel as KernelChildResult;
+  add(
+    'ORT mat-vec kernel alone / ReduceSum',
+    pct(k.matVecGBs / k.reduceSumGBs),
+    `${k.weight} (${(k.bytes / 1e9).toFixed(2)} GB, prepacked as in the engine) ${k.matVecGBs.toFixed(1)} GB/s vs ReduceSum ${k.reduceSumGBs.toFixed(1)} GB/s: the runtime kernel's own ceiling`,
+  );
   add(`vision encode ${r.vision.image}, direct`, `${r.vision.directSeconds.toFixed(2)} s`, `${r.vision.patches} patches -> ${r.vision.imageTokens} tokens; engine's encodeImages on a vision-only session`);
   add(`vision encode ${r.vision.image}, via engine`, `${r.vision.viaEngineSeconds.toFixed(2)} s`, `image request ${r.vision.imageRequestSeconds.toFixed(2)} - prepare ${r.vision.prepareSeconds.toFixed(2)} - text prefill ${r.vision.textRequestSeconds.toFixed(2)} (${r.vision.promptTokens} tokens)`);
   add('JPEG decode 1280x960', `${r.preprocess.decodeMsMedian.toFixed(1)} ms`, `median of ${r.preprocess.runs}`);
@@ -446,6 +507,7 @@ function printTable(r: any): void {
 const args = process.argv.slice(2);
 try {
   if (args[0] === '--bandwidth-child') await bandwidthChild(args[1] === 'quick');
+  else if (args[0] === '--kernel-child') await kernelChild(args[1]!);
   else if (args[0] === '--vision-child') await visionChild(args[1]!, args[2]!, Number(args[3] ?? 1));
   // Run as `iris serve` runs: with huge pages for malloc (the children inherit them).
   else if (!relaunchWithHugePages()) {

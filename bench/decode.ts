@@ -89,6 +89,16 @@ parentPort.on('message', () => parentPort.postMessage(sumRange(a, workerData.sta
 parentPort.postMessage('ready');
 `;
 
+const REDUCE_ROWS = 1024;
+
+/** ORT ReduceSum over [REDUCE_ROWS, cols] along the columns: one partial sum per row, rows split over threads. */
+async function reduceSumSession(cols: number): Promise<GraphSession> {
+  const g = new GraphBuilder('reduce');
+  const x = g.input('x', DataType.FLOAT, [REDUCE_ROWS, cols]);
+  g.output(g.op('ReduceSum', [x, g.constInt64([1])], { keepdims: 0 }), 'y', DataType.FLOAT, [REDUCE_ROWS]);
+  return GraphSession.create(g, null, { intraOpThreads: THREADS });
+}
+
 /**
  * Bandwidth probes over 1 GiB. `quick` runs only the two ORT probes (the fastest readers here),
  * 3 times each: the probe taken right before each decode run.
@@ -124,15 +134,11 @@ async function bandwidthChild(quick: boolean): Promise<void> {
   }
   await Promise.all(workers.map((w) => w.terminate()));
 
-  // ORT ReduceSum over [rows, cols] along the columns: one partial sum per row, rows split over threads.
   const plain = new Float32Array(n);
   plain.set(data);
-  const rows = 1024;
+  const rows = REDUCE_ROWS;
   const cols = n / rows;
-  const g = new GraphBuilder('reduce');
-  const x = g.input('x', DataType.FLOAT, [rows, cols]);
-  g.output(g.op('ReduceSum', [x, g.constInt64([1])], { keepdims: 0 }), 'y', DataType.FLOAT, [rows]);
-  const reduce = await GraphSession.create(g, null, { intraOpThreads: THREADS });
+  const reduce = await reduceSumSession(cols);
   const ortReduce: number[] = [];
   for (let r = 0; r < RUNS + 1; r++) {
     const t0 = now();
@@ -194,13 +200,10 @@ async function kernelChild(modelDir: string): Promise<void> {
   const x = g.input('x', DataType.FLOAT, [1, Hd]);
   g.output(g.linearNoBias(x, w.weight(name, [V, Hd])), 'y', DataType.FLOAT, [1, V]);
   const mv = await GraphSession.create(g, w, { intraOpThreads: THREADS });
-  const rows = 1024;
+  const rows = REDUCE_ROWS;
   const n = Math.ceil((V * Hd) / rows) * rows;
   const big = new Float32Array(n).fill(0.5);
-  const rg = new GraphBuilder('reduce');
-  const rx = rg.input('x', DataType.FLOAT, [rows, n / rows]);
-  rg.output(rg.op('ReduceSum', [rx, rg.constInt64([1])], { keepdims: 0 }), 'y', DataType.FLOAT, [rows]);
-  const reduce = await GraphSession.create(rg, null, { intraOpThreads: THREADS });
+  const reduce = await reduceSumSession(n / rows);
   const vec = new Float32Array(Hd).fill(0.1);
   const mvTimes: number[] = [];
   const rTimes: number[] = [];

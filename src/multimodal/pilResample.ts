@@ -11,7 +11,7 @@
  */
 import { ScratchBytes } from './scratchBytes.js';
 import type { RgbImage } from './image.js';
-import { SimdResampler } from './wasm/resampleSimd.js';
+import { AxisCoeffs, SimdResampler } from './wasm/resampleSimd.js';
 
 const PRECISION_BITS = 32 - 8 - 2;
 /** Rounding bias: Pillow starts every accumulator at 1 << (PRECISION_BITS - 1). */
@@ -27,18 +27,11 @@ function bicubicFilter(x: number): number {
   return 0.0;
 }
 
-/** Fixed-point coefficients for one axis: output i reads `bounds[2i+1]` inputs from `bounds[2i]`. */
-interface Coeffs {
-  ksize: number;
-  bounds: Int32Array;
-  kk: Int32Array;
-}
-
 /**
  * precompute_coeffs + normalize_coeffs_8bpc. `in0`/`in1` are the box edges, which
  * Pillow holds as C floats (callers pass Math.fround values).
  */
-function precomputeCoeffs(inSize: number, in0: number, in1: number, outSize: number): Coeffs {
+function precomputeCoeffs(inSize: number, in0: number, in1: number, outSize: number): AxisCoeffs {
   // (double)(in1 - in0) / outSize, where the subtraction happens in float
   const scale = Math.fround(in1 - in0) / outSize;
   const filterscale = scale < 1.0 ? 1.0 : scale;
@@ -102,7 +95,7 @@ function taps5(
  * common 4- and 5-tap cases are unrolled.
  */
 function horizontalRow(
-  src: Uint8Array, rowIn: number, out: Uint8ClampedArray, o: number, outW: number, c: Coeffs,
+  src: Uint8Array, rowIn: number, out: Uint8ClampedArray, o: number, outW: number, c: AxisCoeffs,
 ): void {
   const { ksize, bounds, kk } = c;
   for (let xx = 0; xx < outW; xx++, o += 3) {
@@ -137,7 +130,7 @@ function horizontalRow(
 /** ImagingResampleHorizontal_8bpc: `rows` rows starting at source row `yOffset`. */
 function resampleHorizontal(
   src: Uint8Array, inW: number, out: Uint8ClampedArray, outW: number,
-  rows: number, yOffset: number, c: Coeffs,
+  rows: number, yOffset: number, c: AxisCoeffs,
 ): void {
   for (let yy = 0; yy < rows; yy++) horizontalRow(src, (yy + yOffset) * inW * 3, out, yy * outW * 3, outW, c);
 }
@@ -169,7 +162,7 @@ function verticalRow(
 }
 
 /** ImagingResampleVertical_8bpc over the whole output. */
-function resampleVertical(src: Uint8Array, width: number, out: Uint8ClampedArray, outH: number, c: Coeffs): void {
+function resampleVertical(src: Uint8Array, width: number, out: Uint8ClampedArray, outH: number, c: AxisCoeffs): void {
   const { ksize, bounds, kk } = c;
   const W = width * 3;
   const acc = new Int32Array(W);

@@ -1,6 +1,6 @@
 import { resampleWasmBase64 } from './resampleWasm.js';
 
-/** Fixed-point coefficients of one axis (see pilResample.ts). */
+/** Fixed-point coefficients for one axis: output i reads `bounds[2i+1]` inputs from `bounds[2i]`. */
 export interface AxisCoeffs {
   ksize: number;
   bounds: Int32Array;

@@ -269,15 +269,21 @@ def yesno_answer(scene, colour, kind):
 
 
 def diff_answer(a, b):
+    """Both pictures described first, then the difference read off the two descriptions:
+    comparing two written lists is far easier for a small model than comparing two pictures."""
     pa = [(s["colour"], s["shape"]) for s in a["shapes"]]
     pb = [(s["colour"], s["shape"]) for s in b["shapes"]]
     only_a = [p for p in pa if p not in pb]
     only_b = [p for p in pb if p not in pa]
     if not only_a and not only_b:
-        return "The two images are the same."
+        return both_answer(a, b) + " " + SAME_A
     first = join_list([phrase(*p) for p in only_a]) if only_a else "nothing else"
     second = join_list([phrase(*p) for p in only_b]) if only_b else "nothing else"
-    return f"The first image has {first}; the second has {second}."
+    return f"{both_answer(a, b)} {DIFF_MARK} the first has {first}; the second has {second}."
+
+
+SAME_A = "The two images are the same."
+DIFF_MARK = "The difference:"
 
 
 def both_answer(a, b):

@@ -278,6 +278,18 @@ def load_folder(folder):
     return model, cfg, pp, tok
 
 
+def load_init(source):
+    """A training checkpoint (ckpt.pt) or an exported model folder, as a checkpoint-like dict.
+    An exported folder has no optimizer or probe state and no record of the samples it saw, so
+    training goes on with samples far past any earlier run's."""
+    if not os.path.isdir(source):
+        return torch.load(source)
+    cfg = json.load(open(os.path.join(source, "config.json")))
+    sd = {k: torch.from_numpy(v.copy()) for k, v in read_safetensors(os.path.join(source, "model.safetensors")).items()}
+    return {"model": sd, "aux": None, "step": 0, "elapsed": 0.0, "next_index": 10_000_000,
+            "mrope_section": cfg["rope_scaling"]["mrope_section"]}
+
+
 # ------------------------------------------------------------------ main
 
 def main():
@@ -294,7 +306,7 @@ def main():
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--aux-weight", type=float, default=1.0, help="weight of the per-unit colour/shape probe loss (0: off)")
-    ap.add_argument("--init-from", help="start from the model weights of this checkpoint (new optimizer, new schedule)")
+    ap.add_argument("--init-from", help="start from the model weights of this checkpoint or exported model folder (new optimizer, new schedule)")
     ap.add_argument("--mrope-section", help="M-RoPE sections t,h,w (sum 24); default: the checkpoint's, else SIZE's")
     ap.add_argument("--mix", help="sample-type weights replacing data.MIX, e.g. describe=0.16,count=0.08,colour=0.19,...")
     args = ap.parse_args()
@@ -308,7 +320,7 @@ def main():
         SIZE["mrope_section"] = [int(x) for x in args.mrope_section.split(",")]
     else:
         source = ckpt if os.path.exists(ckpt) and not args.fresh else args.init_from
-        saved = torch.load(source).get("mrope_section") if source else None
+        saved = load_init(source).get("mrope_section") if source else None
         if saved:
             SIZE["mrope_section"] = list(saved)
     assert sum(SIZE["mrope_section"]) == SIZE["text_hidden"] // SIZE["text_heads"] // 2, "M-RoPE sections must sum to head_dim / 2"
@@ -320,6 +332,9 @@ def main():
     tok_dir = os.path.join(args.work, "tokenizer")
     if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
         tok = ByteBPE.load(tok_dir)
+    elif args.init_from and os.path.isdir(args.init_from):  # keep the exported model's vocabulary
+        tok = ByteBPE.load(args.init_from)
+        tok.save(tok_dir, CHAT_TEMPLATE)
     else:
         tok = build_tokenizer()
         tok.save(tok_dir, CHAT_TEMPLATE)
@@ -346,7 +361,7 @@ def main():
         step, elapsed0, next_index0 = st["step"], st["elapsed"], st["next_index"]
         print(f"resumed at step {step}", flush=True)
     elif args.init_from:
-        st = torch.load(args.init_from)
+        st = load_init(args.init_from)
         model.load_state_dict(st["model"])
         if aux is not None and st.get("aux"):
             aux.load_state_dict(st["aux"])

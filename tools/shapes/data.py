@@ -268,22 +268,26 @@ def yesno_answer(scene, colour, kind):
     return f"No, there is no {colour} {kind}."
 
 
-def diff_answer(a, b):
-    """Both pictures described first, then the difference read off the two descriptions:
-    comparing two written lists is far easier for a small model than comparing two pictures."""
+def diff_clauses(a, b):
+    """The comparison, one shape at a time: each shape of the first picture in order, said to be
+    in both or only in the first, then the shapes only the second has."""
     pa = [(s["colour"], s["shape"]) for s in a["shapes"]]
     pb = [(s["colour"], s["shape"]) for s in b["shapes"]]
-    only_a = [p for p in pa if p not in pb]
-    only_b = [p for p in pb if p not in pa]
-    if not only_a and not only_b:
-        return both_answer(a, b) + " " + SAME_A
-    first = join_list([phrase(*p) for p in only_a]) if only_a else "nothing else"
-    second = join_list([phrase(*p) for p in only_b]) if only_b else "nothing else"
-    return f"{both_answer(a, b)} {DIFF_MARK} the first has {first}; the second has {second}."
+    clauses = [f"the {c} {k} is {'in both' if (c, k) in pb else 'only in the first'}" for c, k in pa]
+    clauses += [f"the {c} {k} is only in the second" for c, k in pb if (c, k) not in pa]
+    return clauses
+
+
+def diff_answer(a, b):
+    """Both pictures described, then compared shape by shape. A small model reads a difference
+    off two written lists one lookup at a time far more reliably than off two pictures at once."""
+    clauses = diff_clauses(a, b)
+    text = "; ".join(clauses)  # no "and" before the last: the model need not know ahead which one is last
+    text = f"{both_answer(a, b)} {text[0].upper() + text[1:]}."
+    return f"{text} {SAME_A}" if all(c.endswith("in both") for c in clauses) else text
 
 
 SAME_A = "The two images are the same."
-DIFF_MARK = "The difference:"
 
 
 def both_answer(a, b):

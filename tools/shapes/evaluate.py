@@ -105,12 +105,13 @@ def build_items(n, seed):
     return items
 
 
+ONLY_RE = re.compile(r"\bthe (" + "|".join(data.COLOUR_NAMES) + r") (" + "|".join(data.SHAPES) + r") is only in the (first|second)\b")
+
+
 def difference_parts(answer):
-    """The two halves ('the first has ...; the second has ...') of a difference answer's conclusion."""
-    if data.DIFF_MARK not in answer:
-        return None
-    parts = answer.split(data.DIFF_MARK)[-1].split(";")
-    return parts if len(parts) == 2 else None
+    """The shapes a difference answer says only the first / only the second picture has."""
+    found = ONLY_RE.findall(answer.lower())
+    return ({(c, k) for c, k, w in found if w == "first"}, {(c, k) for c, k, w in found if w == "second"})
 
 
 def correct(cat, answer, expected, info):
@@ -124,10 +125,8 @@ def correct(cat, answer, expected, info):
         return a.split(",")[0].lower() == expected.split(",")[0].lower()
     if cat == "two_image_diff":
         if expected.endswith(data.SAME_A):
-            return a.endswith(data.SAME_A)
-        parts = difference_parts(a)
-        eparts = difference_parts(expected)
-        return parts is not None and all(pairs_in(x) == pairs_in(y) for x, y in zip(parts, eparts))
+            return a.endswith(data.SAME_A) and difference_parts(a) == (set(), set())
+        return difference_parts(a) == difference_parts(expected)
     if cat == "two_image_describe":
         parts = a.split("The second image")
         return len(parts) == 2 and pairs_in(parts[0]) == [tuple(p) for p in info["first"]] and \
@@ -155,10 +154,7 @@ def right_image(cat, answer, expected, info):
     if cat == "two_image_diff":
         if expected.endswith(data.SAME_A):
             return a.endswith(data.SAME_A)
-        parts = difference_parts(a)
-        if parts is None:
-            return False
-        p0, p1 = set(pairs_in(parts[0])), set(pairs_in(parts[1]))
+        p0, p1 = difference_parts(a)
         return bool(p0) and bool(p1) and p0 <= first and p1 <= second and p0 != p1
     return None
 

@@ -121,7 +121,9 @@ def sample20_items():
         if i < 2:
             sc2 = data.variant_scene(rng, sc)
             q, a = data.Q_DIFF[0], data.diff_answer(sc, sc2)
-            check = {"type": "exact"}
+            only = [c for c in data.diff_clauses(sc, sc2) if "only in" in c]
+            check = {"type": "contains_all", "keywords": only or [data.SAME_A],
+                     "note": "the difference itself: the shapes only one picture has"}
             cat = "two_image_diff"
         else:
             sc2 = data.make_scene(rng, size=(224, 224))

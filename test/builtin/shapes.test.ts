@@ -15,10 +15,19 @@ import { IrisServer, startIris } from '../helpers/server.js';
 
 /**
  * Categories the built-in model answers well on 200 new pictures (tools/shapes/README.md):
- * describe 96.5%, colour 99%, count 98.5%, greetings 100%, two-picture descriptions 82% (100% keep
- * the pictures apart).
+ * describe 100%, colour 99.5%, count 99%, greetings 100%. Descriptions of two pictures are right in
+ * every shape 97% of the time and keep the pictures apart every time: the test asserts the latter.
  */
-const RELIABLE = new Set(['describe', 'count', 'colour', 'two_image_describe', 'text_only']);
+const RELIABLE = new Set(['describe', 'count', 'colour', 'text_only']);
+
+/** Each part of a two-picture description names shapes of its own picture, and none only the other has. */
+function aboutOwnPicture(answer: string, first: string[], second: string[]): boolean {
+  const parts = answer.toLowerCase().split('the second image');
+  if (parts.length !== 2) return false;
+  const own = (part: string, mine: string[], other: string[]) =>
+    mine.some((p) => part.includes(p)) && !other.filter((p) => !mine.includes(p)).some((p) => part.includes(p));
+  return own(parts[0]!, first, second) && own(parts[1]!, second, first);
+}
 
 /**
  * The built-in model: Iris agrees with the training tool's own forward pass, and
@@ -90,7 +99,7 @@ describe('built-in model through iris serve (no --model-path)', () => {
       const res = await fetch(`${server.baseUrl}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'iris-shapes-v1', messages: withImages(it.messages), temperature: 0, max_tokens: 64 }),
+        body: JSON.stringify({ model: 'iris-shapes-v1', messages: withImages(it.messages), temperature: 0, max_tokens: 128 }),
       });
       assert.equal(res.status, 200);
       const answer: string = ((await res.json()) as any).choices[0].message.content.trim();
@@ -106,6 +115,7 @@ describe('built-in model through iris serve (no --model-path)', () => {
       // What the model does well must be right here: a swapped colour channel or a transposed
       // image would fail these.
       if (RELIABLE.has(it.category)) assert.ok(ok, `item ${it.id} (${it.category}): "${it.question}" -> "${answer}", expected "${it.expected}"`);
+      if (it.category === 'two_image_describe') assert.ok(aboutOwnPicture(answer, ch.first, ch.second), `item ${it.id}: "${answer}" mixes up the pictures`);
       if (ok) correct++;
       else wrong.push(`${it.id} ${it.category}: "${it.question}" -> "${answer}" (expected "${it.expected}")`);
     }

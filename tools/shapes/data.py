@@ -288,6 +288,8 @@ def diff_answer(a, b):
 
 
 SAME_A = "The two images are the same."
+# Room for the longest answer (a difference between two pictures of four shapes: 79 tokens).
+MAX_ANSWER_TOKENS = 128
 
 
 def both_answer(a, b):

@@ -52,7 +52,7 @@ def openai_messages(images, text):
     return [{"role": "user", "content": content}]
 
 
-def chat(url, messages, max_tokens=64):
+def chat(url, messages, max_tokens=data.MAX_ANSWER_TOKENS):
     body = json.dumps({"model": "iris", "messages": messages, "temperature": 0, "max_tokens": max_tokens}).encode()
     req = urllib.request.Request(url + "/v1/chat/completions", data=body, headers={"Content-Type": "application/json"})
     for attempt in range(5):

@@ -129,7 +129,9 @@ def sample20_items():
             sc2 = data.make_scene(rng, size=(224, 224))
             q, a = data.Q_BOTH[0], data.both_answer(sc, sc2)
             check = {"type": "contains_all", "keywords": [f"{s['colour']} {s['shape']}" for s in sc["shapes"] + sc2["shapes"]],
-                     "note": "the exact sentence also puts each shape under the right image"}
+                     "note": "the exact sentence also puts each shape under the right image",
+                     "first": [f"{s['colour']} {s['shape']}" for s in sc["shapes"]],
+                     "second": [f"{s['colour']} {s['shape']}" for s in sc2["shapes"]]}
             cat = "two_image_describe"
         items.append({"category": cat, "scenes": [sc, sc2], "images": [data.render(sc, rng), data.render(sc2, rng)],
                       "question": q, "expected": a, "check": check})
@@ -228,7 +230,7 @@ def main():
         msgs = [{"role": "user", "content": ([{"type": "image"}] * len(files) + [{"type": "text", "text": it["question"]}])
                  if files else it["question"]}]
         prompt, ids, pv, grids = prepare(msgs, it["images"], tok, cfg, pp)
-        gen, _ = run(model, ids, pv, grids, 64, eos)
+        gen, _ = run(model, ids, pv, grids, data.MAX_ANSWER_TOKENS, eos)
         ans = tok.decode(gen, skip_special=True)
         out.append({
             "id": i,

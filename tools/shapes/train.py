@@ -267,12 +267,17 @@ def export(model, cfg, tok, out):
     write_safetensors(os.path.join(out, "model.safetensors"), sd, {"format": "pt"})
 
 
+def folder_state_dict(folder):
+    """The weights of an exported model folder, by their released names."""
+    return {k: torch.from_numpy(v.copy()) for k, v in read_safetensors(os.path.join(folder, "model.safetensors")).items()}
+
+
 def load_folder(folder):
     cfg = json.load(open(os.path.join(folder, "config.json")))
     pp = json.load(open(os.path.join(folder, "preprocessor_config.json")))
     tok = ByteBPE.load(folder)
     model = Qwen25VL(cfg)
-    sd = {k: torch.from_numpy(v.copy()) for k, v in read_safetensors(os.path.join(folder, "model.safetensors")).items()}
+    sd = folder_state_dict(folder)
     model.load_state_dict(sd, strict=True)
     model.eval()
     return model, cfg, pp, tok
@@ -285,7 +290,7 @@ def load_init(source):
     if not os.path.isdir(source):
         return torch.load(source)
     cfg = json.load(open(os.path.join(source, "config.json")))
-    sd = {k: torch.from_numpy(v.copy()) for k, v in read_safetensors(os.path.join(source, "model.safetensors")).items()}
+    sd = folder_state_dict(source)
     return {"model": sd, "aux": None, "step": 0, "elapsed": 0.0, "next_index": 10_000_000,
             "mrope_section": cfg["rope_scaling"]["mrope_section"]}
 

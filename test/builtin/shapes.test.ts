@@ -99,7 +99,7 @@ describe('built-in model through iris serve (no --model-path)', () => {
       const res = await fetch(`${server.baseUrl}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'iris-shapes-v1', messages: withImages(it.messages), temperature: 0, max_tokens: 128 }),
+        body: JSON.stringify({ model: 'iris-shapes-v1', messages: withImages(it.messages), temperature: 0, max_tokens: sample.max_tokens }),
       });
       assert.equal(res.status, 200);
       const answer: string = ((await res.json()) as any).choices[0].message.content.trim();

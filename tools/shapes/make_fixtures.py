@@ -264,7 +264,9 @@ def main():
                            "sent as OpenAI chat messages (pictures as PNG data URIs in place of the file names, the text after "
                            "the pictures), temperature 0. 'expected' is the exact answer the generator defines; 'check' says how to "
                            "judge an answer: exact (the whole answer, trimmed), contains_all (every keyword, case-insensitive), "
-                           "starts_with (the prefix). 'pytorch_greedy_answer' is what the training tool's own forward pass answers.",
+                           "starts_with (the prefix). 'pytorch_greedy_answer' is what the training tool's own forward pass answers, "
+                           "generating at most 'max_tokens' tokens.",
+            "max_tokens": data.MAX_ANSWER_TOKENS,
             "items": out,
         }, f, indent=1)
 

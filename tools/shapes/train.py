@@ -283,6 +283,26 @@ def load_folder(folder):
     return model, cfg, pp, tok
 
 
+def decoder_layers(sd):
+    return 1 + max(int(k.split(".")[2]) for k in sd if k.startswith("model.layers."))
+
+
+def grow_decoder(model, sd):
+    """Load sd into a model with at least as many decoder layers. Layers sd lacks keep their fresh
+    weights except the two projections back into the residual stream, zeroed: each new layer starts
+    as the identity, so the grown model begins exactly where sd left off."""
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    assert not unexpected, f"weights the model has no place for: {unexpected[:3]}"
+    old = decoder_layers(sd)
+    assert all(k.startswith("model.layers.") and int(k.split(".")[2]) >= old for k in missing), missing[:3]
+    with torch.no_grad():
+        for layer in model.model.layers[old:]:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+    if missing:
+        print(f"decoder grown from {old} to {len(model.model.layers)} layers", flush=True)
+
+
 def load_init(source):
     """A training checkpoint (ckpt.pt) or an exported model folder, as a checkpoint-like dict.
     An exported folder has no optimizer or probe state and no record of the samples it saw, so
@@ -313,6 +333,8 @@ def main():
     ap.add_argument("--aux-weight", type=float, default=1.0, help="weight of the per-unit colour/shape probe loss (0: off)")
     ap.add_argument("--init-from", help="start from the model weights of this checkpoint or exported model folder (new optimizer, new schedule)")
     ap.add_argument("--mrope-section", help="M-RoPE sections t,h,w (sum 24); default: the checkpoint's, else SIZE's")
+    ap.add_argument("--text-layers", type=int, help="decoder layers; more than the --init-from model's adds new ones on top, "
+                    "their output projections zeroed so that the model starts out computing what it did")
     ap.add_argument("--mix", help="sample-type weights replacing data.MIX, e.g. describe=0.16,count=0.08,colour=0.19,...")
     args = ap.parse_args()
     if args.mix:
@@ -328,6 +350,12 @@ def main():
         saved = load_init(source).get("mrope_section") if source else None
         if saved:
             SIZE["mrope_section"] = list(saved)
+    if args.text_layers:
+        SIZE["text_layers"] = args.text_layers
+    else:
+        source = ckpt if os.path.exists(ckpt) and not args.fresh else args.init_from
+        if source:
+            SIZE["text_layers"] = decoder_layers(load_init(source)["model"])
     assert sum(SIZE["mrope_section"]) == SIZE["text_hidden"] // SIZE["text_heads"] // 2, "M-RoPE sections must sum to head_dim / 2"
     print("mrope_section", SIZE["mrope_section"], flush=True)
     torch.set_num_threads(args.threads)
@@ -367,7 +395,7 @@ def main():
         print(f"resumed at step {step}", flush=True)
     elif args.init_from:
         st = load_init(args.init_from)
-        model.load_state_dict(st["model"])
+        grow_decoder(model, st["model"])
         if aux is not None and st.get("aux"):
             aux.load_state_dict(st["aux"])
         # continue with fresh samples after the ones the earlier run used

@@ -280,8 +280,9 @@ class Qwen25VL(nn.Module):
             x = x.masked_scatter(m[..., None].expand_as(x), image_embeds.to(x.dtype))
         return x
 
-    def decoder(self, x, positions, pad_mask=None):
-        """x [B, L, hd], positions [3, B, L]; causal attention; returns final-normed hidden states."""
+    def decoder(self, x, positions, pad_mask=None, tap=None):
+        """x [B, L, hd], positions [3, B, L]; causal attention; returns final-normed hidden states,
+        and with tap=i also the residual stream after layer i (for a training probe)."""
         cfg = self.cfg
         B, L, _ = x.shape
         Hn, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
@@ -291,7 +292,8 @@ class Qwen25VL(nn.Module):
         if pad_mask is not None:  # [B, L] True for real tokens (keys)
             mask = mask + torch.where(pad_mask, 0.0, torch.finfo(torch.float32).min)[:, None, None, :]
             mask = mask.clamp(min=torch.finfo(torch.float32).min)
-        for layer in self.model.layers:
+        tapped = None
+        for i, layer in enumerate(self.model.layers):
             a = layer.self_attn
             h = layer.input_layernorm(x)
             q = a.q_proj(h).view(B, L, Hn, D).transpose(1, 2)
@@ -310,7 +312,9 @@ class Qwen25VL(nn.Module):
             o = o.transpose(1, 2).reshape(B, L, Hn * D)
             x = x + a.o_proj(o)
             x = x + layer.mlp(layer.post_attention_layernorm(x))
-        return self.model.norm(x)
+            if i == tap:
+                tapped = x
+        return self.model.norm(x) if tap is None else (self.model.norm(x), tapped)
 
     def forward(self, input_ids, positions, pixel_values=None, grids=None, pad_mask=None):
         emb = self.visual(pixel_values, grids) if grids else None

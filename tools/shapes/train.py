@@ -172,7 +172,8 @@ def encode_conversation(messages, images, tok, cfg, pp):
 def unit_labels(scene, grid):
     """Auxiliary targets for each merged 28 x 28 unit of a processed picture: the colour and the
     type of the shape covering the unit's centre (or holding its own centre in the unit), else
-    background. Row-major over units, like the image embeddings of one picture."""
+    background; and the cell of the 3 x 3 grid the unit lies in. Row-major over units, like the
+    image embeddings of one picture."""
     _, gh, gw = grid
     uh, uw = gh // 2, gw // 2
     W, H = scene["size"]
@@ -186,7 +187,8 @@ def unit_labels(scene, grid):
         m[min(uh - 1, int(s["cy"] / (28 * sy))), min(uw - 1, int(s["cx"] / (28 * sx)))] = True
         col[m] = data.COLOUR_NAMES.index(s["colour"])
         shp[m] = data.SHAPES.index(s["shape"])
-    return col.reshape(-1), shp.reshape(-1)
+    cell = np.minimum(2, (3 * (ys + 0.5) / uh).astype(np.int64)) * 3 + np.minimum(2, (3 * (xs + 0.5) / uw).astype(np.int64))
+    return col.reshape(-1), shp.reshape(-1), cell.reshape(-1)
 
 
 def make_batch(samples, tok, cfg, pp):
@@ -206,27 +208,41 @@ def make_batch(samples, tok, cfg, pp):
         pos[:, b, :len(i)] = p
         pvs += pv
         grids += g
-    aux_c, aux_s = [], []
+    aux_c, aux_s, aux_p = [], [], []
     for s, e in zip(samples, enc):
         for sc, g in zip(s["scenes"], e[3]):
-            c, k = unit_labels(sc, g)
+            c, k, p = unit_labels(sc, g)
             aux_c.append(c)
             aux_s.append(k)
+            aux_p.append(p)
     return {
         "ids": torch.from_numpy(ids), "pos": torch.from_numpy(pos), "tgt": torch.from_numpy(tgt),
         "pixels": torch.from_numpy(np.concatenate(pvs)) if pvs else None, "grids": grids,
         "aux_colour": torch.from_numpy(np.concatenate(aux_c)) if aux_c else None,
         "aux_shape": torch.from_numpy(np.concatenate(aux_s)) if aux_s else None,
+        "aux_cell": torch.from_numpy(np.concatenate(aux_p)) if aux_p else None,
     }
 
 
+# The decoder layer whose output the position probe reads.
+POSITION_TAP = 1
+
+
 class AuxHead(torch.nn.Module):
-    """Training-only probe on the image embeddings: colour and shape type of each merged unit.
-    It makes the vision tower learn what is where early on; it is not part of the exported model."""
+    """Training-only probes, not part of the exported model. One on the image embeddings: colour
+    and shape type of each merged unit; it makes the vision tower learn what is where early on.
+    One on the decoder's residual stream at the image tokens after layer POSITION_TAP: the 3 x 3
+    cell of each unit. The vision tower cannot supply that: its attention sees only relative
+    positions, so on a plain background every unit looks alike; the causal decoder can count
+    its way to a unit's row and column, and this probe makes it do so early."""
 
     def __init__(self, dim):
         super().__init__()
         self.proj = torch.nn.Linear(dim, len(data.COLOUR_NAMES) + 1 + len(data.SHAPES) + 1)
+        self.cell = torch.nn.Linear(dim, 9)
+
+    def position_loss(self, h, cell):
+        return torch.nn.functional.cross_entropy(self.cell(h), cell)
 
     def loss(self, emb, col, shp):
         o = self.proj(emb)
@@ -241,7 +257,11 @@ def loss_fn(model, batch, aux=None):
     emb = model.visual(batch["pixels"], batch["grids"]) if batch["grids"] else None
     aux_loss = aux.loss(emb, batch["aux_colour"], batch["aux_shape"]) if aux is not None and emb is not None else None
     x = model.embed(batch["ids"], emb)
-    h = model.decoder(x, batch["pos"])
+    if aux_loss is not None:
+        h, tapped = model.decoder(x, batch["pos"], tap=POSITION_TAP)
+        aux_loss = aux_loss + aux.position_loss(tapped[batch["ids"] == model.cfg["image_token_id"]], batch["aux_cell"])
+    else:
+        h = model.decoder(x, batch["pos"])
     tgt = batch["tgt"][:, 1:]
     hs = h[:, :-1][tgt]
     labels = batch["ids"][:, 1:][tgt]
@@ -397,7 +417,7 @@ def main():
         st = load_init(args.init_from)
         grow_decoder(model, st["model"])
         if aux is not None and st.get("aux"):
-            aux.load_state_dict(st["aux"])
+            aux.load_state_dict(st["aux"], strict=False)  # an earlier run may lack the position probe
         # continue with fresh samples after the ones the earlier run used
         next_index0 = st["next_index"]
         print(f"initialised from {args.init_from} (step {st['step']}, {st['elapsed']:.0f}s)", flush=True)

@@ -105,13 +105,30 @@ def build_items(n, seed):
     return items
 
 
-ONLY_RE = re.compile(r"\bthe (" + "|".join(data.COLOUR_NAMES) + r") (" + "|".join(data.SHAPES) + r") is only in the (first|second)\b")
+COLOUR_ALT = "|".join(data.COLOUR_NAMES)
+NOTED_RE = re.compile(r"\b(" + COLOUR_ALT + r") (" + "|".join(data.SHAPES) + r") \(([^)]*)\)")
+WAS_RE = re.compile(r"^(" + COLOUR_ALT + r") in the first$")
 
 
 def difference_parts(answer):
-    """The shapes a difference answer says only the first / only the second picture has."""
-    found = ONLY_RE.findall(answer.lower())
-    return ({(c, k) for c, k, w in found if w == "first"}, {(c, k) for c, k, w in found if w == "second"})
+    """The shapes a difference answer says only the first / only the second picture has, read
+    from the notes after the shapes: "(not in the second)" in the first picture's part; "(not in
+    the first)" or "(blue in the first)" (then the first has the blue one) in the second's."""
+    text = answer.lower()
+    cut = text.find("the second image")
+    if cut < 0:
+        return set(), set()
+    only_first, only_second = set(), set()
+    for c, k, note in NOTED_RE.findall(text[:cut]):
+        if note == "not in the second":
+            only_first.add((c, k))
+    for c, k, note in NOTED_RE.findall(text[cut:]):
+        was = WAS_RE.match(note)
+        if note == "not in the first" or was:
+            only_second.add((c, k))
+        if was:
+            only_first.add((was.group(1), k))
+    return only_first, only_second
 
 
 def correct(cat, answer, expected, info):

@@ -121,9 +121,10 @@ def sample20_items():
         if i < 2:
             sc2 = data.variant_scene(rng, sc)
             q, a = data.Q_DIFF[0], data.diff_answer(sc, sc2)
-            only = [c for c in data.diff_clauses(sc, sc2) if "only in" in c]
-            check = {"type": "contains_all", "keywords": only or [data.SAME_A],
-                     "note": "the difference itself: the shapes only one picture has"}
+            first, second = data.diff_notes(sc, sc2)
+            noted = [data.noted_phrase(*x) for x in first + second if x[2]]
+            check = {"type": "contains_all", "keywords": noted or [data.SAME_A],
+                     "note": "the difference itself: each shape that differs, with its note"}
             cat = "two_image_diff"
         else:
             sc2 = data.make_scene(rng, size=(224, 224))

@@ -263,9 +263,15 @@ def where_answer(scene, colour, kind):
 
 
 def yesno_answer(scene, colour, kind):
-    if any(s["shape"] == kind and s["colour"] == colour for s in scene["shapes"]):
-        return f"Yes, there is {phrase(colour, kind)}."
-    return f"No, there is no {colour} {kind}."
+    """The shape of that type is looked up and named first, then compared with the colour asked
+    about: "There is a blue square." / "There is a red square, but no blue square." / "There is no
+    square." A leading "Yes" or "No" would ask for the lookup and the comparison in one token."""
+    for s in scene["shapes"]:
+        if s["shape"] == kind:
+            if s["colour"] == colour:
+                return f"There is {phrase(colour, kind)}."
+            return f"There is {phrase(s['colour'], kind)}, but no {colour} {kind}."
+    return f"There is no {kind}."
 
 
 def diff_notes(a, b):

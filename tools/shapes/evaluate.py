@@ -138,8 +138,6 @@ def correct(cat, answer, expected, info):
     if cat == "count":
         m = re.search(r"\d+", a)
         return bool(m) and int(m.group()) == info["n"]
-    if cat == "yesno":
-        return a.split(",")[0].lower() == expected.split(",")[0].lower()
     if cat == "two_image_diff":
         if expected.endswith(data.SAME_A):
             return a.endswith(data.SAME_A) and difference_parts(a) == (set(), set())
@@ -150,7 +148,7 @@ def correct(cat, answer, expected, info):
             pairs_in(parts[1]) == [tuple(p) for p in info["second"]]
     if cat == "text_only":
         return "shapes" in a and "colours" in a
-    return a == expected  # colour, position: exact sentence
+    return a == expected  # colour, position, yes/no: exact sentence
 
 
 def right_image(cat, answer, expected, info):

@@ -109,8 +109,6 @@ def sample20_items():
                      "note": "every shape with its colour, in any order; the exact sentence lists them in a fixed shape order"}
         elif kind == "count":
             check = {"type": "contains_all", "keywords": [str(len(sc["shapes"]))]}
-        elif kind == "yesno":
-            check = {"type": "starts_with", "prefix": a.split(",")[0]}
         else:
             check = {"type": "exact"}
         items.append({"category": {"where": "position"}.get(kind, kind), "scenes": [sc], "images": [img], "question": q,

@@ -146,8 +146,6 @@ def passes(answer, check, expected):
         return a == expected
     if check["type"] == "contains_all":
         return all(k.lower() in a.lower() for k in check["keywords"])
-    if check["type"] == "starts_with":
-        return a.startswith(check["prefix"])
     raise ValueError(check)
 
 
@@ -262,8 +260,8 @@ def main():
             "description": "20 fixed questions for models/iris-shapes-v1 (pictures drawn with seed 4242 by tools/shapes/data.py), "
                            "sent as OpenAI chat messages (pictures as PNG data URIs in place of the file names, the text after "
                            "the pictures), temperature 0. 'expected' is the exact answer the generator defines; 'check' says how to "
-                           "judge an answer: exact (the whole answer, trimmed), contains_all (every keyword, case-insensitive), "
-                           "starts_with (the prefix). 'pytorch_greedy_answer' is what the training tool's own forward pass answers, "
+                           "judge an answer: exact (the whole answer, trimmed), contains_all (every keyword, case-insensitive). "
+                           "'pytorch_greedy_answer' is what the training tool's own forward pass answers, "
                            "generating at most 'max_tokens' tokens.",
             "max_tokens": data.MAX_ANSWER_TOKENS,
             "items": out,

@@ -13,7 +13,8 @@ questions are asked (describe, count, colour of a shape, where a shape is, is th
 for N/2 pairs the two-image questions, plus the text-only greetings; requests go to
 POST /v1/chat/completions with the pictures as PNG data URIs and temperature 0.
 Two-picture answers are also scored on whether each part is about its own picture
-("right image"), besides the strict check of every shape and colour.
+("right image"), besides the strict check of every shape and colour; the two descriptions inside
+a difference answer are also scored on their own (two_image_diff_described).
 """
 import argparse
 import base64
@@ -131,6 +132,14 @@ def difference_parts(answer):
     return only_first, only_second
 
 
+def parts_described(answer, info):
+    """The part before "The second image" names exactly the first picture's shapes, the rest
+    exactly the second's (notes in parentheses are ignored)."""
+    parts = answer.strip().split("The second image")
+    return len(parts) == 2 and pairs_in(parts[0]) == [tuple(p) for p in info["first"]] and \
+        pairs_in(parts[1]) == [tuple(p) for p in info["second"]]
+
+
 def correct(cat, answer, expected, info):
     a = answer.strip()
     if cat == "describe":  # every shape with its colour named, nothing else
@@ -143,9 +152,7 @@ def correct(cat, answer, expected, info):
             return a.endswith(data.SAME_A) and difference_parts(a) == (set(), set())
         return difference_parts(a) == difference_parts(expected)
     if cat == "two_image_describe":
-        parts = a.split("The second image")
-        return len(parts) == 2 and pairs_in(parts[0]) == [tuple(p) for p in info["first"]] and \
-            pairs_in(parts[1]) == [tuple(p) for p in info["second"]]
+        return parts_described(a, info)
     if cat == "text_only":
         return "shapes" in a and "colours" in a
     return a == expected  # colour, position, yes/no: exact sentence
@@ -218,13 +225,18 @@ def main():
         st[1] += exact
         st[2] += 1
         st[3] += bool(right)
+        if cat == "two_image_diff":  # the descriptions inside a difference answer, scored on their own
+            st = stats.setdefault("two_image_diff_described", [0, 0, 0, 0])
+            st[0] += parts_described(ans, info)
+            st[2] += 1
         rows.append({"category": cat, "question": q, "expected": exp, "answer": ans, "correct": ok, "exact": exact,
                      "right_image": right})
     print(f"{len(items)} requests in {took:.0f}s  (seed {args.seed}, {args.n} pictures)")
-    print(f"{'category':22s} {'correct':>8s} {'exact':>8s} {'n':>5s}  right image")
+    print(f"{'category':26s} {'correct':>8s} {'exact':>8s} {'n':>5s}  right image")
     for cat, (ok, ex_, n, right) in stats.items():
-        extra = f"  {100 * right / n:7.1f}%" if cat.startswith("two_image") else ""
-        print(f"{cat:22s} {100 * ok / n:7.1f}% {100 * ex_ / n:7.1f}% {n:5d}{extra}")
+        extra = f"  {100 * right / n:7.1f}%" if cat in ("two_image_diff", "two_image_describe") else ""
+        exact = "" if cat == "two_image_diff_described" else f"{100 * ex_ / n:7.1f}%"
+        print(f"{cat:26s} {100 * ok / n:7.1f}% {exact:>8s} {n:5d}{extra}")
     if args.dump:
         with open(args.dump, "w") as f:
             json.dump({"stats": stats, "rows": rows}, f, indent=1)

@@ -122,16 +122,17 @@ def sample20_items():
             first, second = data.diff_notes(sc, sc2)
             noted = [data.noted_phrase(*x) for x in first + second if x[2]]
             check = {"type": "contains_all", "keywords": noted or [data.SAME_A],
-                     "note": "the difference itself: each shape that differs, with its note"}
+                     "note": "the difference itself: each shape that differs, with its note; 'first' and 'second' "
+                             "are each picture's shapes, which the answer describes in turn"}
             cat = "two_image_diff"
         else:
             sc2 = data.make_scene(rng, size=(224, 224))
             q, a = data.Q_BOTH[0], data.both_answer(sc, sc2)
             check = {"type": "contains_all", "keywords": [f"{s['colour']} {s['shape']}" for s in sc["shapes"] + sc2["shapes"]],
-                     "note": "the exact sentence also puts each shape under the right image",
-                     "first": [f"{s['colour']} {s['shape']}" for s in sc["shapes"]],
-                     "second": [f"{s['colour']} {s['shape']}" for s in sc2["shapes"]]}
+                     "note": "the exact sentence also puts each shape under the right image"}
             cat = "two_image_describe"
+        check["first"] = [f"{s['colour']} {s['shape']}" for s in sc["shapes"]]
+        check["second"] = [f"{s['colour']} {s['shape']}" for s in sc2["shapes"]]
         items.append({"category": cat, "scenes": [sc, sc2], "images": [data.render(sc, rng), data.render(sc2, rng)],
                       "question": q, "expected": a, "check": check})
     for q, a in [("Hello", data.GREET_A), ("What can you do?", data.CAN_A)]:

@@ -132,11 +132,17 @@ def difference_parts(answer):
     return only_first, only_second
 
 
-def parts_described(answer, info):
-    """The part before "The second image" names exactly the first picture's shapes, the rest
-    exactly the second's (notes in parentheses are ignored)."""
+def picture_parts(answer):
+    """A two-picture answer cut before "The second image": [first part, second part], or None."""
     parts = answer.strip().split("The second image")
-    return len(parts) == 2 and pairs_in(parts[0]) == [tuple(p) for p in info["first"]] and \
+    return parts if len(parts) == 2 else None
+
+
+def parts_described(answer, info):
+    """The first part names exactly the first picture's shapes, the second exactly the second's
+    (notes in parentheses are ignored)."""
+    parts = picture_parts(answer)
+    return parts is not None and pairs_in(parts[0]) == [tuple(p) for p in info["first"]] and \
         pairs_in(parts[1]) == [tuple(p) for p in info["second"]]
 
 
@@ -167,8 +173,8 @@ def right_image(cat, answer, expected, info):
     first = {tuple(p) for p in info.get("first", [])}
     second = {tuple(p) for p in info.get("second", [])}
     if cat == "two_image_describe":
-        parts = a.split("The second image")
-        if len(parts) != 2:
+        parts = picture_parts(a)
+        if parts is None:
             return False
         p0, p1 = set(pairs_in(parts[0])), set(pairs_in(parts[1]))
         about = lambda p, own, other: bool(p) and (len(p & own) > len(p & other) or p <= own)  # noqa: E731

@@ -5,6 +5,7 @@ import { runGenerate } from './generate.js';
 import { runServe } from './serve.js';
 import { BUILTIN_MODEL_NAME, builtinModelPath } from './builtinModel.js';
 import { followParent, relaunchWithHugePages } from './hugePages.js';
+import { addSglangFlags, ignoredFlagWarnings, pinoLevel } from './sglangFlags.js';
 
 function int(v: string): number {
   const n = Number(v);
@@ -40,7 +41,7 @@ program
     await runGenerate({ ...opts, modelPath: opts.modelPath ?? builtinModelPath() });
   });
 
-program
+const serve = program
   .command('serve')
   .description('Serve the model over HTTP with OpenAI- and SGLang-compatible APIs')
   .option('--model-path <dir>', `Hugging Face model folder (config.json, *.safetensors, tokenizer files); default: the built-in ${BUILTIN_MODEL_NAME}, a tiny model that describes pictures of shapes`)
@@ -56,7 +57,7 @@ program
   .option('--chunked-prefill-size <n>', 'most prompt tokens prefilled in one engine step (less while others are decoding)', int, 1024)
   .option('--disable-radix-cache', 'do not reuse the KV of repeated prompt prefixes and images')
   .option('--vision-cache-mb <mb>', 'size of the cache of image embeddings, by image content', float, 256)
-  .option('--log-level <level>', 'fatal, error, warn, info or debug', 'info')
+  .option('--log-level <level>', 'debug, info, warning, error or critical (pino names also work)', pinoLevel, 'info')
   .option('--allowed-local-media-path <dir>', 'let requests read images from files under this folder (none by default)')
   .option('--media-fetch-timeout <seconds>', 'timeout of one image download attempt', float, 10)
   .option('--media-connect-timeout <seconds>', 'timeout to connect to an image host', float, 3)
@@ -70,9 +71,12 @@ program
   .option('--shutdown-grace-period <seconds>', 'time in-flight requests get to finish on SIGTERM/SIGINT', float, 30)
   .option('--threads <n>', 'compute threads (default: ONNX Runtime chooses)', int)
   .action(async (opts) => {
+    for (const w of ignoredFlagWarnings(opts)) process.stderr.write(w + '\n');
     const builtin = opts.modelPath === undefined;
     await runServe({ ...opts, modelPath: opts.modelPath ?? builtinModelPath(), servedModelName: opts.servedModelName ?? (builtin ? BUILTIN_MODEL_NAME : undefined) });
   });
+
+addSglangFlags(serve);
 
 // The commands that load a model run with huge pages (see hugePages.ts).
 const loadsModel = ['serve', 'generate'].includes(process.argv[2] ?? '');

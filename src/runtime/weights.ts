@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ModelLoadError } from '../errors.js';
 import { DataType } from './onnx/model.js';
 import { GraphBuilder } from './onnx/graph.js';
@@ -19,6 +19,8 @@ export class WeightStore {
   private constructor(
     readonly modelDir: string,
     private readonly tensors: Map<string, TensorLocation>,
+    /** The deepest folder holding every weights file, symlinks resolved. */
+    readonly dataRoot: string,
   ) {}
 
   static open(modelDir: string): WeightStore {
@@ -46,8 +48,11 @@ export class WeightStore {
     } else {
       throw new ModelLoadError(`no weights in ${modelDir}: expected model.safetensors or model.safetensors.index.json`);
     }
-    for (const f of files) for (const t of readSafetensorsHeader(f)) tensors.set(t.name, t);
-    return new WeightStore(modelDir, tensors);
+    // ONNX Runtime resolves symlinks and refuses data outside the folder it is given; in a
+    // Hugging Face cache the files are symlinks into ../../blobs, so locations are real paths.
+    const real = files.map((f) => realpathSync(f));
+    for (const f of real) for (const t of readSafetensorsHeader(f)) tensors.set(t.name, t);
+    return new WeightStore(modelDir, tensors, commonFolder(real));
   }
 
   has(name: string): boolean {
@@ -96,7 +101,7 @@ export class SessionWeights {
 
   /** The folder ORT resolves the external-data locations against. */
   get dataFolder(): string {
-    return resolve(this.store.modelDir);
+    return this.store.dataRoot;
   }
 
   /** A float32 graph value holding the named checkpoint tensor. */
@@ -141,6 +146,18 @@ export class SessionWeights {
   get bytes(): number {
     return this.total;
   }
+}
+
+/** The deepest folder containing all the given absolute file paths. */
+export function commonFolder(files: string[]): string {
+  let common = dirname(files[0]!).split(sep);
+  for (const f of files.slice(1)) {
+    const parts = dirname(f).split(sep);
+    let i = 0;
+    while (i < common.length && i < parts.length && common[i] === parts[i]) i++;
+    common = common.slice(0, i);
+  }
+  return common.join(sep) || sep;
 }
 
 export { DTYPE_BYTES };

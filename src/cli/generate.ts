@@ -15,13 +15,14 @@ export interface GenerateCliOptions {
   topLogprobs?: number;
   chatTemplate?: string;
   threads?: number;
+  imageMaxTokens: number;
   json?: boolean;
 }
 
 /** `iris generate`: one user turn (images then text), rendered with the model's chat template. */
 export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const progress = loadProgress(`Loading ${o.modelPath}`);
-  const engine = await Engine.load({ modelPath: o.modelPath, chatTemplate: o.chatTemplate, threads: o.threads, onProgress: (w) => progress.step(w) });
+  const engine = await Engine.load({ modelPath: o.modelPath, chatTemplate: o.chatTemplate, threads: o.threads, imageMaxTokens: o.imageMaxTokens, onProgress: (w) => progress.step(w) });
   progress.done();
   try {
     const content: ContentPart[] = [...o.image.map((url) => ({ type: 'image_url' as const, image_url: { url } })), { type: 'text', text: o.prompt }];

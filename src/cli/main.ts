@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
+import { DEFAULT_IMAGE_MAX_TOKENS } from '../engine/engine.js';
 import { IrisError } from '../errors.js';
 import { runGenerate } from './generate.js';
 import { runServe } from './serve.js';
@@ -36,6 +37,7 @@ program
   .option('--top-logprobs <k>', 'report logprobs of each token and its k likeliest alternatives', int)
   .option('--chat-template <file>', 'a chat template file to use instead of the model\'s')
   .option('--threads <n>', 'compute threads (default: ONNX Runtime chooses)', int)
+  .option('--image-max-tokens <n>', "most tokens one image may take, the image resized to fit (0: the model's own limit)", int, DEFAULT_IMAGE_MAX_TOKENS)
   .option('--json', 'print one JSON object with text, token ids, usage and logprobs')
   .action(async (opts) => {
     await runGenerate({ ...opts, modelPath: opts.modelPath ?? builtinModelPath() });
@@ -67,6 +69,7 @@ const serve = program
   .option('--max-images-per-request <n>', 'most images in one request', int, 16)
   .option('--block-private-media-hosts', 'refuse image URLs that reach loopback, private or link-local addresses')
   .option('--low-detail-max-pixels <n>', 'pixel budget of images sent with detail "low"', int, 128 * 28 * 28)
+  .option('--image-max-tokens <n>', "most tokens one image may take, the image resized to fit (0: the model's own limit)", int, DEFAULT_IMAGE_MAX_TOKENS)
   .option('--max-body-mb <mb>', 'largest request body', float, 64)
   .option('--shutdown-grace-period <seconds>', 'time in-flight requests get to finish on SIGTERM/SIGINT', float, 30)
   .option('--threads <n>', 'compute threads (default: ONNX Runtime chooses)', int)

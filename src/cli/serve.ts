@@ -26,6 +26,7 @@ export interface ServeCliOptions {
   maxImagesPerRequest: number;
   blockPrivateMediaHosts?: boolean;
   lowDetailMaxPixels: number;
+  imageMaxTokens: number;
   maxBodyMb: number;
   shutdownGracePeriod: number;
   threads?: number;
@@ -47,6 +48,7 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
     visionCacheMb: o.visionCacheMb,
     threads: o.threads,
     lowDetailMaxPixels: o.lowDetailMaxPixels,
+    imageMaxTokens: o.imageMaxTokens,
     imageLimits: {
       allowedLocalMediaPath: o.allowedLocalMediaPath ?? null,
       fetchTimeoutMs: o.mediaFetchTimeout * 1000,

@@ -18,12 +18,21 @@ import { DEFAULT_SAMPLING, SamplingParams, validateSampling } from './samplingPa
 
 export type ImageSource = string | Uint8Array;
 
+/**
+ * Default cap on the tokens of one image. The vision tower's cost grows with the image's
+ * pixels; on a CPU the model's own limit (16,384 tokens for Qwen2.5-VL) would let one phone
+ * photo take minutes before the first token. (See the README's benchmarks.)
+ */
+export const DEFAULT_IMAGE_MAX_TOKENS = 512;
+
 export interface EngineLoadOptions extends EngineOptions {
   /** A chat template file or template text, replacing the model's. */
   chatTemplate?: string;
   imageLimits?: Partial<ImageLimits>;
   /** Pixel budget of images sent with detail "low" (default 128 * 28 * 28). */
   lowDetailMaxPixels?: number;
+  /** Most tokens one image may take (0: the model's own limit); default DEFAULT_IMAGE_MAX_TOKENS. */
+  imageMaxTokens?: number;
   onProgress?: (what: string) => void;
 }
 
@@ -123,6 +132,8 @@ export class Engine {
     readonly info: ModelInfo,
     private readonly imageLimits: ImageLimits,
     private readonly lowDetailMaxPixels: number,
+    /** Most tokens one image may take; 0: the model's own limit. */
+    readonly imageMaxTokens: number,
   ) {
     worker.on('message', (m: FromWorker) => this.onMessage(m));
     worker.on('error', (e) => this.failAll(new IrisError(`engine thread failed: ${e.message}`)));
@@ -143,7 +154,7 @@ export class Engine {
       maxImagesPerRequest: 32,
       ...opts.imageLimits,
     };
-    const { chatTemplate: _t, imageLimits: _l, onProgress, lowDetailMaxPixels: _d, ...workerOpts } = opts;
+    const { chatTemplate: _t, imageLimits: _l, onProgress, lowDetailMaxPixels: _d, imageMaxTokens: _m, ...workerOpts } = opts;
     const worker = new Worker(new URL('./worker.js', import.meta.url));
     const info = await new Promise<ModelInfo>((resolve, reject) => {
       const done = () => {
@@ -172,7 +183,7 @@ export class Engine {
       worker.once('exit', onExit);
       worker.postMessage({ type: 'init', options: workerOpts } satisfies ToWorker);
     });
-    return new Engine(worker, modelPath, config, tokenizer, chatTemplate, processor, generation, info, imageLimits, opts.lowDetailMaxPixels ?? 128 * 28 * 28);
+    return new Engine(worker, modelPath, config, tokenizer, chatTemplate, processor, generation, info, imageLimits, opts.lowDetailMaxPixels ?? 128 * 28 * 28, opts.imageMaxTokens ?? DEFAULT_IMAGE_MAX_TOKENS);
   }
 
   /** Generates a whole completion. */
@@ -209,11 +220,13 @@ export class Engine {
   }
 
   /**
-   * An image's pixel budget: detail "low" caps it at lowDetailMaxPixels; "high" and
-   * "auto" keep the model's preprocessor_config.json budget; the request's own budget wins.
+   * An image's pixel budget: at most imageMaxTokens tokens; detail "low" caps it at
+   * lowDetailMaxPixels; "high" and "auto" keep the model's preprocessor_config.json budget
+   * under that cap; the caller's own budget (Engine API) wins.
    */
   private budgetFor(detail: string | undefined, requested: PixelBudget | undefined): PixelBudget {
-    const base: PixelBudget = detail === 'low' ? { maxPixels: this.lowDetailMaxPixels } : {};
+    const base: PixelBudget = { maxTokens: this.imageMaxTokens || undefined };
+    if (detail === 'low') base.maxPixels = this.lowDetailMaxPixels;
     return { ...base, ...Object.fromEntries(Object.entries(requested ?? {}).filter(([, v]) => v !== undefined)) };
   }
 

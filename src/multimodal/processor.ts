@@ -6,6 +6,8 @@ import { loadQwen2VLProcessorConfig, preprocessQwen2VL } from './processors/qwen
 export interface PixelBudget {
   minPixels?: number;
   maxPixels?: number;
+  /** Most placeholder tokens the image may take (the processor turns it into pixels). */
+  maxTokens?: number;
 }
 
 /** Model-ready pixels of one image and the number of placeholder tokens it takes. */
@@ -26,7 +28,12 @@ export function loadImageProcessor(modelDir: string, modelType: string): ImagePr
     const cfg = loadQwen2VLProcessorConfig(modelDir);
     return {
       process(img, budget = {}, alloc) {
-        const r = preprocessQwen2VL(img, cfg, budget, alloc);
+        // One image token covers a (patch * merge)^2 square of pixels.
+        const unit = (cfg.patchSize * cfg.mergeSize) ** 2;
+        let maxPixels = budget.maxPixels ?? cfg.maxPixels;
+        if (budget.maxTokens) maxPixels = Math.min(maxPixels, budget.maxTokens * unit);
+        const minPixels = Math.min(budget.minPixels ?? cfg.minPixels, maxPixels);
+        const r = preprocessQwen2VL(img, cfg, { minPixels, maxPixels }, alloc);
         return { pixelValues: r.pixelValues, grid: r.gridThw, numTokens: r.numImageTokens };
       },
     };

@@ -59,6 +59,7 @@ export async function serverInfo(ctx: ServerContext) {
     max_concurrent_requests: ctx.opts.maxConcurrentRequests,
     chat_template: e.chatTemplate.path ?? e.chatTemplate.source,
     weight_bytes: e.info.weightBytes,
+    image_max_tokens: e.imageMaxTokens,
     load_seconds: e.info.loadSeconds,
     num_running_reqs: stats.running,
     num_queued_reqs: stats.waiting,

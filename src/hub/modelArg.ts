@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ModelLoadError } from '../errors.js';
 
 /** What a `--model-path` argument names: a folder on disk or a Hub model repo. */
@@ -32,7 +32,7 @@ export function classifyModelArg(arg: string): ModelArg {
   const st = statSync(path, { throwIfNoEntry: false });
   if (st?.isDirectory()) return { kind: 'folder', dir: path };
   if (st) throw new ModelLoadError(`--model-path ${arg} is a file; expected a model folder or a Hub model id (ORG/NAME)`);
-  if (looksLikePath(arg)) throw new ModelLoadError(`model folder not found: ${path}`);
+  if (looksLikePath(arg)) throw new ModelLoadError(`model folder not found: ${arg}${resolve(path) !== arg ? ` (${resolve(path)})` : ''}`);
   if (isRepoId(arg)) return { kind: 'repo', repo: arg };
   throw new ModelLoadError(`--model-path ${arg} is neither an existing folder nor a Hub model id (ORG/NAME)`);
 }

@@ -30,6 +30,8 @@ export interface FileKnobs {
   /** Send bytes up to this offset, then drop the connection; `cutTimes` times (default 1). */
   cutAt?: number;
   cutTimes?: number;
+  /** Drop every connection after this many bytes of its body. */
+  cutEvery?: number;
   /** Serve different bytes of the same length than the hashes say. */
   corrupt?: boolean;
 }
@@ -54,7 +56,8 @@ export interface LoggedRequest {
   kind: 'api' | 'resolve' | 'cdn';
   range?: string;
   authorization?: string;
-  /** Repo file the request reads (resolve and cdn requests). */
+  /** Repo and file the request reads (resolve and cdn requests). */
+  repo?: string;
   file?: string;
 }
 
@@ -63,8 +66,8 @@ export interface FakeHub {
   url: string;
   repos: Map<string, FakeRepo>;
   requests: LoggedRequest[];
-  /** Requests for file bytes (GET resolve or cdn, without the library's 1-byte `bytes=0-0` probe), optionally of one file. */
-  downloads(file?: string): LoggedRequest[];
+  /** Requests for file bytes (GET resolve or cdn, without the library's 1-byte `bytes=0-0` probe), optionally of one repo or file. */
+  downloads(of?: { repo?: string; file?: string }): LoggedRequest[];
   addRepo(spec: { id: string; dir?: string; files?: Record<string, string | Buffer>; refs?: string[]; gatedToken?: string }): FakeRepo;
   close(): Promise<void>;
 }
@@ -173,6 +176,10 @@ export async function startFakeHub(): Promise<FakeHub> {
       res.write(body.subarray(0, knobs.cutAt - start), () => res.socket?.destroy());
       return;
     }
+    if (body.length > 1 && knobs.cutEvery !== undefined && knobs.cutEvery < body.length) {
+      res.write(body.subarray(0, knobs.cutEvery), () => res.socket?.destroy());
+      return;
+    }
     res.end(body);
   };
 
@@ -228,6 +235,7 @@ export async function startFakeHub(): Promise<FakeHub> {
       const repo = repos.get(segs.slice(1, -1).join('/'));
       const path = repo && [...repo.files].find(([, f]) => f.sha256 === segs[segs.length - 1])?.[0];
       if (!repo || !path) return notFound(res, 'EntryNotFound', 'Entry not found');
+      log.repo = repo.id;
       log.file = path;
       return sendBytes(req, res, repo, path, { etag: `"${repo.files.get(path)!.sha256}"` });
     }
@@ -239,6 +247,7 @@ export async function startFakeHub(): Promise<FakeHub> {
       const repo = access(req, res, id, rev);
       if (!repo) return;
       const path = fileSegs.join('/');
+      log.repo = id;
       log.file = path;
       const f = repo.files.get(path);
       if (!f) return notFound(res, 'EntryNotFound', `Entry not found: ${path}`);
@@ -258,7 +267,11 @@ export async function startFakeHub(): Promise<FakeHub> {
     url,
     repos,
     requests,
-    downloads: (file) => requests.filter((r) => r.kind !== 'api' && r.method === 'GET' && r.range !== 'bytes=0-0' && (file === undefined || r.file === file)),
+    downloads: (of = {}) =>
+      requests.filter(
+        (r) =>
+          r.kind !== 'api' && r.method === 'GET' && r.range !== 'bytes=0-0' && (of.repo === undefined || r.repo === of.repo) && (of.file === undefined || r.file === of.file),
+      ),
     addRepo(spec) {
       const raw: Record<string, string | Buffer> = spec.dir ? readTree(spec.dir) : { ...spec.files };
       const files = new Map(Object.entries(raw).map(([p, d]) => [p, toFile(p, Buffer.from(d))] as const));

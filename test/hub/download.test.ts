@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { scanCacheDir } from '@huggingface/hub';
 import { DownloadProgress, resolveModelPath } from '../../src/hub/index.js';
 import { FakeHub, FakeRepo, hubEnv, startFakeHub, TINY_WANTED, writeTinyRepo } from '../helpers/fakeHub.js';
 
@@ -53,7 +54,7 @@ describe('downloading a Hub model id', () => {
     assert.deepEqual(readdirSync(join(storage(), 'blobs')).sort(), TINY_WANTED.map((f) => repo.etag(f)).sort(), 'no .incomplete left, no extra blob');
 
     // Each wanted file fetched once; the others never asked for at all.
-    assert.deepEqual(hub.downloads().map((d) => d.file).sort(), TINY_WANTED);
+    assert.deepEqual(hub.downloads({ repo: ID }).map((d) => d.file).sort(), TINY_WANTED);
     const touched = new Set(hub.requests.map((q) => q.file).filter(Boolean));
     for (const f of ['README.md', 'pytorch_model.bin', 'model-unused.safetensors', 'onnx/model.onnx']) assert.ok(!touched.has(f), `${f} was requested`);
 
@@ -80,6 +81,19 @@ describe('downloading a Hub model id', () => {
     assert.equal(r.source, 'cache');
     assert.equal(readFileSync(join(storage(), 'refs', 'v1.0'), 'utf8'), repo.commit);
     assert.ok(hub.requests.slice(before).some((q) => q.url.startsWith(`/api/models/${ID}/revision/v1.0`)), 'the tag was looked up');
+  });
+
+  test("the library's own cache scanner (a port of huggingface_hub's scan_cache_dir) reads the cache", async () => {
+    const info = await scanCacheDir(join(root, 'cache'));
+    assert.deepEqual(info.warnings, []);
+    const cached = info.repos.find((r) => r.id.name === ID);
+    assert.ok(cached, 'repo listed');
+    assert.equal(cached.id.type, 'model');
+    assert.equal(cached.revisions.length, 1);
+    assert.equal(cached.revisions[0]!.commitOid, repo.commit);
+    assert.deepEqual([...cached.revisions[0]!.refs].sort(), ['main', 'v1.0']);
+    assert.deepEqual(cached.revisions[0]!.files.map((f) => f.path.split('/').pop()).sort(), TINY_WANTED);
+    assert.equal(cached.filesCount, TINY_WANTED.length);
   });
 
   test('a full commit sha is used as is, without a model-info lookup', async () => {

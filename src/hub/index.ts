@@ -83,6 +83,10 @@ export async function resolveModelPath(arg: string, opts: ResolveOptions = {}): 
 async function resolveHubModel(repo: string, opts: ResolveOptions): Promise<ResolvedModel> {
   const settings = hubSettings(opts.env ?? process.env);
   const revision = opts.revision ?? 'main';
+  // The revision names a file under refs/: keep it inside the cache.
+  if (!revision || revision.startsWith('/') || revision.split('/').some((p) => p === '..' || p === '.' || p === '')) {
+    throw new ModelLoadError(`invalid revision "${revision}" for ${repo}`);
+  }
   const cache = new RepoCache(settings.cacheDir, repo);
   const fromCache = (commit: string, dir: string): ResolvedModel => ({ dir, source: 'cache', repo, commit });
 

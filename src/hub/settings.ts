@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { ModelLoadError } from '../errors.js';
 
 /** What the environment says about reaching the Hub and where its cache lives. */
 export interface HubSettings {
@@ -58,8 +59,13 @@ export function hubToken(env: NodeJS.ProcessEnv): string | undefined {
 
 export function hubSettings(env: NodeJS.ProcessEnv): HubSettings {
   const t = Number(first(env, 'HF_HUB_DOWNLOAD_TIMEOUT') ?? DEFAULT_TIMEOUT_S);
+  const endpoint = (first(env, 'HF_ENDPOINT') ?? DEFAULT_ENDPOINT).replace(/\/+$/, '');
+  // Checked here so a typo is reported as such, not as an unreachable Hub.
+  if (!URL.canParse(endpoint) || !/^https?:$/.test(new URL(endpoint).protocol)) {
+    throw new ModelLoadError(`HF_ENDPOINT is not an http(s) URL: ${endpoint}`);
+  }
   return {
-    endpoint: (first(env, 'HF_ENDPOINT') ?? DEFAULT_ENDPOINT).replace(/\/+$/, ''),
+    endpoint,
     token: hubToken(env),
     // transformers' older switch is honoured too, as huggingface_hub does.
     offline: isTrue(env.HF_HUB_OFFLINE) || isTrue(env.TRANSFORMERS_OFFLINE),

@@ -5,7 +5,7 @@
  * (stall, corrupt, cut a connection) and a log of every request.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, IncomingMessage, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { dirname, join, relative } from 'node:path';
@@ -364,11 +364,6 @@ export const TINY_WANTED = [
   'model-00001-of-00002.safetensors',
   'model-00002-of-00002.safetensors',
 ].sort();
-
-/** Sanity: the repo dir exists and is a folder. */
-export function isDir(p: string): boolean {
-  return statSync(p, { throwIfNoEntry: false })?.isDirectory() ?? false;
-}
 
 /**
  * An environment for resolveModelPath that reaches only `hub` and keeps everything (cache,

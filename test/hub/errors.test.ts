@@ -52,6 +52,12 @@ describe('errors from the Hub', () => {
     assert.ok(!existsSync(join(root, 'cache', 'models--org--open', 'refs', 'no-such-branch')));
   });
 
+  test('a revision that would leave refs/ is refused before any request', async () => {
+    const before = hub.requests.length;
+    await assertFails('org/open', { env: env(), revision: '../../escape' }, /invalid revision "\.\.\/\.\.\/escape" for org\/open/);
+    assert.equal(hub.requests.length, before);
+  });
+
   test('a gated repo without a token says to set HF_TOKEN or log in', async () => {
     await assertFails('org/gated', { env: env() }, /org\/gated needs authentication/, /HF_TOKEN/, /hf auth login/);
     assert.ok(!hub.downloads({ repo: 'org/gated' }).length, 'nothing downloaded');

@@ -42,3 +42,8 @@ test('endpoint, offline flag and timeout', () => {
   assert.equal(hubSettings({ HOME: root, HF_HUB_OFFLINE: '0' }).offline, false);
   assert.equal(hubSettings({ HOME: root, HF_HUB_OFFLINE: 'YES' }).offline, true);
 });
+
+test('an HF_ENDPOINT that is not an http(s) URL is named', () => {
+  assert.throws(() => hubSettings({ HOME: root, HF_ENDPOINT: 'huggingface.co' }), /HF_ENDPOINT is not an http\(s\) URL: huggingface\.co/);
+  assert.throws(() => hubSettings({ HOME: root, HF_ENDPOINT: 'ftp://x' }), /HF_ENDPOINT/);
+});

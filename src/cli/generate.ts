@@ -1,10 +1,8 @@
-import { Engine } from '../engine/engine.js';
 import { SamplingParams } from '../engine/samplingParams.js';
 import type { ContentPart } from '../tokenizer/chatMessages.js';
-import { loadProgress } from './progress.js';
+import { ModelCliOptions, loadEngine } from './loadEngine.js';
 
-export interface GenerateCliOptions {
-  modelPath: string;
+export interface GenerateCliOptions extends ModelCliOptions {
   image: string[];
   prompt: string;
   maxTokens: number;
@@ -13,17 +11,12 @@ export interface GenerateCliOptions {
   topK?: number;
   seed?: number;
   topLogprobs?: number;
-  chatTemplate?: string;
-  threads?: number;
-  imageMaxTokens: number;
   json?: boolean;
 }
 
 /** `iris generate`: one user turn (images then text), rendered with the model's chat template. */
 export async function runGenerate(o: GenerateCliOptions): Promise<void> {
-  const progress = loadProgress(`Loading ${o.modelPath}`);
-  const engine = await Engine.load({ modelPath: o.modelPath, chatTemplate: o.chatTemplate, threads: o.threads, imageMaxTokens: o.imageMaxTokens, onProgress: (w) => progress.step(w) });
-  progress.done();
+  const engine = await loadEngine(o);
   try {
     const content: ContentPart[] = [...o.image.map((url) => ({ type: 'image_url' as const, image_url: { url } })), { type: 'text', text: o.prompt }];
     const sampling: Partial<SamplingParams> = {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_IMAGE_MAX_TOKENS } from '../engine/engine.js';
 import { IrisError } from '../errors.js';
 import { runGenerate } from './generate.js';
@@ -20,10 +20,32 @@ function float(v: string): number {
   return n;
 }
 
+function fraction(v: string): number {
+  const n = Number(v);
+  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`expected a fraction in (0, 1], got ${v}`);
+  return n;
+}
+
+const QUANTIZATION = ['auto', 'none', 'int8', 'int4'];
+function quantization(v: string): string {
+  if (!QUANTIZATION.includes(v)) throw new InvalidArgumentError(`expected one of ${QUANTIZATION.join(', ')} (AWQ and GPTQ checkpoints load as they are)`);
+  return v;
+}
+
+/** Flags of the commands that load a model. */
+function addModelFlags(cmd: Command): Command {
+  return cmd
+    .option('--revision <rev>', 'branch, tag or commit of a Hub model id', 'main')
+    .option('--quantization <mode>', 'weights of linear layers: none (float32), int8, int4, or auto: float32 if it fits in memory, else int8, else int4', quantization, 'auto')
+    .option('--mem-fraction-static <f>', 'share of the available memory for weights and KV cache; sizes the KV cache', fraction)
+    .option('--image-max-tokens <n>', "most tokens one image may take, the image resized to fit (0: the model's own limit)", int, DEFAULT_IMAGE_MAX_TOKENS)
+    .addOption(new Option('--dtype <dtype>', 'compute type: Iris computes in float32 on the CPU (bfloat16/float16 are accepted with a warning)').choices(['auto', 'float32', 'float', 'bfloat16', 'float16', 'half']).default('auto'));
+}
+
 const program = new Command();
 program.name('iris').description('Iris: an OpenAI-compatible vision-language model engine');
 
-program
+const generate = program
   .command('generate')
   .description('Answer one prompt about zero or more images, then exit')
   .option('--model-path <dir>', `Hugging Face model folder (config.json, *.safetensors, tokenizer files); default: the built-in ${BUILTIN_MODEL_NAME}`)
@@ -37,9 +59,9 @@ program
   .option('--top-logprobs <k>', 'report logprobs of each token and its k likeliest alternatives', int)
   .option('--chat-template <file>', 'a chat template file to use instead of the model\'s')
   .option('--threads <n>', 'compute threads (default: ONNX Runtime chooses)', int)
-  .option('--image-max-tokens <n>', "most tokens one image may take, the image resized to fit (0: the model's own limit)", int, DEFAULT_IMAGE_MAX_TOKENS)
   .option('--json', 'print one JSON object with text, token ids, usage and logprobs')
   .action(async (opts) => {
+    for (const w of ignoredFlagWarnings(opts)) process.stderr.write(w + '\n');
     await runGenerate({ ...opts, modelPath: opts.modelPath ?? builtinModelPath() });
   });
 
@@ -69,7 +91,6 @@ const serve = program
   .option('--max-images-per-request <n>', 'most images in one request', int, 16)
   .option('--block-private-media-hosts', 'refuse image URLs that reach loopback, private or link-local addresses')
   .option('--low-detail-max-pixels <n>', 'pixel budget of images sent with detail "low"', int, 128 * 28 * 28)
-  .option('--image-max-tokens <n>', "most tokens one image may take, the image resized to fit (0: the model's own limit)", int, DEFAULT_IMAGE_MAX_TOKENS)
   .option('--max-body-mb <mb>', 'largest request body', float, 64)
   .option('--shutdown-grace-period <seconds>', 'time in-flight requests get to finish on SIGTERM/SIGINT', float, 30)
   .option('--threads <n>', 'compute threads (default: ONNX Runtime chooses)', int)
@@ -79,6 +100,8 @@ const serve = program
     await runServe({ ...opts, modelPath: opts.modelPath ?? builtinModelPath(), servedModelName: opts.servedModelName ?? (builtin ? BUILTIN_MODEL_NAME : undefined) });
   });
 
+addModelFlags(generate);
+addModelFlags(serve);
 addSglangFlags(serve);
 
 // The commands that load a model run with huge pages (see hugePages.ts).

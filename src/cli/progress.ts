@@ -9,7 +9,7 @@ export function loadProgress(label: string): { step(what: string): void; done(ex
   if (tty) spinner = setInterval(draw, 250);
   return {
     step(what) {
-      current = `building ${what}`;
+      current = what;
       if (tty) draw();
     },
     done(extra = '') {

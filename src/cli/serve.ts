@@ -1,12 +1,9 @@
-import { Engine } from '../engine/engine.js';
 import { createServer } from '../server/app.js';
-import { loadProgress } from './progress.js';
+import { ModelCliOptions, loadEngine } from './loadEngine.js';
 
-export interface ServeCliOptions {
-  modelPath: string;
+export interface ServeCliOptions extends ModelCliOptions {
   host: string;
   port: number;
-  chatTemplate?: string;
   servedModelName?: string;
   apiKey?: string;
   contextLength?: number;
@@ -26,18 +23,13 @@ export interface ServeCliOptions {
   maxImagesPerRequest: number;
   blockPrivateMediaHosts?: boolean;
   lowDetailMaxPixels: number;
-  imageMaxTokens: number;
   maxBodyMb: number;
   shutdownGracePeriod: number;
-  threads?: number;
 }
 
 /** `iris serve`: load the model, serve HTTP, stop cleanly on SIGTERM/SIGINT. */
 export async function runServe(o: ServeCliOptions): Promise<void> {
-  const progress = loadProgress(`Loading ${o.modelPath}`);
-  const engine = await Engine.load({
-    modelPath: o.modelPath,
-    chatTemplate: o.chatTemplate,
+  const engine = await loadEngine(o, {
     contextLength: o.contextLength,
     maxRunningRequests: o.maxRunningRequests,
     maxTotalTokens: o.maxTotalTokens,
@@ -46,9 +38,7 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
     chunkedPrefillSize: o.chunkedPrefillSize,
     disableRadixCache: o.disableRadixCache,
     visionCacheMb: o.visionCacheMb,
-    threads: o.threads,
     lowDetailMaxPixels: o.lowDetailMaxPixels,
-    imageMaxTokens: o.imageMaxTokens,
     imageLimits: {
       allowedLocalMediaPath: o.allowedLocalMediaPath ?? null,
       fetchTimeoutMs: o.mediaFetchTimeout * 1000,
@@ -60,9 +50,7 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
       blockPrivateHosts: Boolean(o.blockPrivateMediaHosts),
       maxRedirects: 5,
     },
-    onProgress: (w) => progress.step(w),
   });
-  progress.done();
   const { app, ctx } = createServer(
     engine,
     {

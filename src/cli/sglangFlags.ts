@@ -85,7 +85,11 @@ export function addSglangFlags(cmd: Command): Command {
   return cmd;
 }
 
-/** One warning line per ignored SGLang flag that was given. */
+/** One warning line per ignored SGLang flag that was given, and for a 16-bit --dtype. */
 export function ignoredFlagWarnings(opts: Record<string, unknown>): string[] {
-  return IGNORED.filter(({ flag }) => opts[key(flag)] !== undefined).map(({ flag }) => `iris: ignoring ${flag}: it has no meaning on a CPU engine`);
+  const out = IGNORED.filter(({ flag }) => opts[key(flag)] !== undefined).map(({ flag }) => `iris: ignoring ${flag}: it has no meaning on a CPU engine`);
+  if (['bfloat16', 'float16', 'half'].includes(String(opts.dtype))) {
+    out.push(`iris: --dtype ${String(opts.dtype)}: Iris computes in float32 on the CPU; --quantization int8 or int4 makes the weights smaller`);
+  }
+  return out;
 }

@@ -9,6 +9,7 @@ import { ImageProcessor, PixelBudget, loadImageProcessor } from '../multimodal/p
 import { ChatTemplate } from '../tokenizer/chatTemplate.js';
 import type { ChatMessage } from '../tokenizer/chatMessages.js';
 import { IncrementalDetokenizer } from '../tokenizer/detokenizer.js';
+import { DownloadProgress, resolveModelPath } from '../hub/index.js';
 import { expandImagePlaceholders } from '../tokenizer/placeholders.js';
 import { StopStringMatcher } from '../tokenizer/stopStrings.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
@@ -34,6 +35,12 @@ export interface EngineLoadOptions extends EngineOptions {
   /** Most tokens one image may take (0: the model's own limit); default DEFAULT_IMAGE_MAX_TOKENS. */
   imageMaxTokens?: number;
   onProgress?: (what: string) => void;
+  /** A Hub model id's revision (branch, tag or commit; default main). */
+  revision?: string;
+  /** Progress of files downloaded from the Hub. */
+  onDownloadProgress?: (e: DownloadProgress) => void;
+  /** One-line warnings while loading (the memory plan, a Hub fallback to the cache). */
+  onNotice?: (line: string) => void;
 }
 
 /** What to generate from: chat messages, or a raw prompt with images. */
@@ -123,7 +130,10 @@ export class Engine {
 
   private constructor(
     private readonly worker: Worker,
+    /** The model as the caller named it: a folder or a Hub id. */
     readonly modelPath: string,
+    /** The folder the model was loaded from. */
+    readonly modelDir: string,
     readonly config: ModelConfig,
     readonly tokenizer: TextTokenizer,
     readonly chatTemplate: ChatTemplate,
@@ -140,8 +150,13 @@ export class Engine {
     worker.on('exit', () => this.failAll(new IrisError('engine thread exited')));
   }
 
+  /**
+   * Loads a model folder, or a Hugging Face Hub model id (found in, or downloaded to, the
+   * huggingface_hub cache). `modelPath` stays what the caller passed; `modelDir` is the folder.
+   */
   static async load(opts: EngineLoadOptions): Promise<Engine> {
-    const modelPath = opts.modelPath;
+    const resolved = await resolveModelPath(opts.modelPath, { revision: opts.revision, onProgress: opts.onDownloadProgress, warn: opts.onNotice });
+    const modelPath = resolved.dir;
     const config = loadModelConfig(modelPath);
     const tokenizer = TextTokenizer.load(modelPath);
     const chatTemplate = ChatTemplate.load(modelPath, opts.chatTemplate);
@@ -154,7 +169,8 @@ export class Engine {
       maxImagesPerRequest: 32,
       ...opts.imageLimits,
     };
-    const { chatTemplate: _t, imageLimits: _l, onProgress, lowDetailMaxPixels: _d, imageMaxTokens: _m, ...workerOpts } = opts;
+    const { chatTemplate: _t, imageLimits: _l, onProgress, lowDetailMaxPixels: _d, imageMaxTokens: _m, revision: _r, onDownloadProgress: _p, onNotice, ...rest } = opts;
+    const workerOpts: EngineOptions = { ...rest, modelPath };
     const worker = new Worker(new URL('./worker.js', import.meta.url));
     const info = await new Promise<ModelInfo>((resolve, reject) => {
       const done = () => {
@@ -172,7 +188,7 @@ export class Engine {
       const onCrash = (e: Error) => fail(new ModelLoadError(`the engine failed while loading ${modelPath}: ${e.message}`));
       const onExit = (code: number) => fail(new ModelLoadError(`the engine exited (code ${code}) while loading ${modelPath}`));
       const onMsg = (m: FromWorker) => {
-        if (m.type === 'progress') onProgress?.(m.what);
+        if (m.type === 'progress') (m.notice ? onNotice : onProgress)?.(m.what);
         else if (m.type === 'ready') {
           done();
           resolve(m.info);
@@ -183,7 +199,7 @@ export class Engine {
       worker.once('exit', onExit);
       worker.postMessage({ type: 'init', options: workerOpts } satisfies ToWorker);
     });
-    return new Engine(worker, modelPath, config, tokenizer, chatTemplate, processor, generation, info, imageLimits, opts.lowDetailMaxPixels ?? 128 * 28 * 28, opts.imageMaxTokens ?? DEFAULT_IMAGE_MAX_TOKENS);
+    return new Engine(worker, opts.modelPath, modelPath, config, tokenizer, chatTemplate, processor, generation, info, imageLimits, opts.lowDetailMaxPixels ?? 128 * 28 * 28, opts.imageMaxTokens ?? DEFAULT_IMAGE_MAX_TOKENS);
   }
 
   /** Generates a whole completion. */

@@ -1,3 +1,4 @@
+import type { QuantMode } from './memoryPlan.js';
 import { GridThw } from '../models/visionLayout.js';
 import { SamplingParams } from './samplingParams.js';
 
@@ -19,6 +20,12 @@ export interface EngineOptions {
   disableRadixCache?: boolean;
   /** Image-embedding cache size. */
   visionCacheMb?: number;
+  /** How linear layers hold their weights; `auto` (default): float32 if it fits in memory, else int8, else int4. */
+  quantization?: QuantMode | 'auto';
+  /** Share of the available memory for weights and KV cache (SGLang's --mem-fraction-static); sizes the KV cache. */
+  memFractionStatic?: number;
+  /** MatMulNBits accuracy level of quantized weights: 4 (int8 activations, default) or 0 (float32, exact). */
+  accuracyLevel?: 0 | 4;
 }
 
 export interface ImageForEngine {
@@ -79,11 +86,16 @@ export interface ModelInfo {
   contextLength: number;
   maxTotalTokens: number;
   weightBytes: number;
+  /** Bytes the weights take once loaded (float32 or quantized). */
+  residentWeightBytes: number;
+  quantization: QuantMode;
+  /** What the memory plan chose and why, in one line. */
+  memoryPlan: string;
   loadSeconds: number;
 }
 
 export type FromWorker =
-  | { type: 'progress'; what: string }
+  | { type: 'progress'; what: string; notice?: boolean }
   | { type: 'ready'; info: ModelInfo }
   | {
       type: 'tokens';

@@ -1,10 +1,11 @@
-import { freemem } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { IrisError } from '../errors.js';
 import { loadModelConfig } from '../models/config.js';
-import { loadModel } from '../models/registry.js';
+import { loadModel, residentBytesByMode } from '../models/registry.js';
+import { WeightStore } from '../runtime/weights.js';
 import { readGenerationConfig } from './generationConfig.js';
 import { KvPagePool } from './kvPool.js';
+import { QUANT_MODES, memoryFacts, planMemory } from './memoryPlan.js';
 import { EngineOptions, FromWorker, ToWorker } from './messages.js';
 import { Scheduler } from './scheduler.js';
 
@@ -24,12 +25,27 @@ async function init(options: EngineOptions): Promise<void> {
   const t0 = performance.now();
   const config = loadModelConfig(options.modelPath);
   const gen = readGenerationConfig(options.modelPath);
-  const model = await loadModel(options.modelPath, config, { intraOpThreads: options.threads ?? 0, onProgress: (what) => send({ type: 'progress', what }) });
   const tc = config.text;
   const contextLength = Math.min(options.contextLength ?? tc.maxPositionEmbeddings, tc.maxPositionEmbeddings);
-  const bytesPerToken = 2 * tc.numLayers * tc.numKvHeads * tc.headDim * 4;
-  const byMemory = Math.floor((freemem() * 0.25) / bytesPerToken);
-  const maxTotalTokens = options.maxTotalTokens ?? Math.max(Math.min(byMemory, 4 * contextLength, 65536), 2048);
+  const store = WeightStore.open(options.modelPath);
+  const requested = options.quantization ?? 'auto';
+  const plan = planMemory({
+    residentBytes: residentBytesByMode(store, config, requested === 'auto' ? QUANT_MODES : [requested]),
+    kvBytesPerToken: 2 * tc.numLayers * tc.numKvHeads * tc.headDim * 4,
+    contextLength,
+    requested,
+    maxTotalTokens: options.maxTotalTokens,
+    memFractionStatic: options.memFractionStatic,
+    facts: memoryFacts(),
+  });
+  send({ type: 'progress', what: plan.summary, notice: true });
+  const model = await loadModel(store, config, {
+    intraOpThreads: options.threads ?? 0,
+    quantization: plan.mode,
+    accuracyLevel: options.accuracyLevel,
+    onProgress: (what) => send({ type: 'progress', what }),
+  });
+  const maxTotalTokens = plan.kvTokens;
   const pageSize = model.pageSize;
   const pool = new KvPagePool(tc.numLayers, Math.ceil(maxTotalTokens / pageSize) + 1, pageSize, tc.numKvHeads * tc.headDim);
   const eos = [...new Set([...gen.eosTokenIds, ...config.eosTokenIds])];
@@ -50,6 +66,9 @@ async function init(options: EngineOptions): Promise<void> {
       contextLength,
       maxTotalTokens: pool.usablePages * pageSize,
       weightBytes: model.weightBytes,
+      residentWeightBytes: model.residentBytes,
+      quantization: plan.mode,
+      memoryPlan: plan.summary,
       loadSeconds: (performance.now() - t0) / 1000,
     },
   });

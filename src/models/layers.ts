@@ -22,9 +22,9 @@ export function layerNorm({ g, w }: LayerCtx, x: string, prefix: string, dim: nu
   });
 }
 
-/** y = x W^T (+ b) for a checkpoint Linear stored [out, in]. */
+/** y = x W^T (+ b) for a checkpoint Linear stored [out, in] (float32 or quantized, as the session holds it). */
 export function linear({ g, w }: LayerCtx, x: string, prefix: string, inDim: number, outDim: number, bias: boolean): string {
-  const y = g.linearNoBias(x, w.weight(`${prefix}.weight`, [outDim, inDim]));
+  const y = w.matmul(x, [`${prefix}.weight`], [outDim], inDim);
   return bias ? g.add(y, w.weight(`${prefix}.bias`, [outDim])) : y;
 }
 
@@ -36,8 +36,7 @@ export function linear({ g, w }: LayerCtx, x: string, prefix: string, inDim: num
  */
 export function fusedLinear(ctx: LayerCtx, x: string, prefixes: string[], inDim: number, outDims: number[], bias: boolean): string {
   const { g, w } = ctx;
-  const weight = w.concatenated(prefixes.map((p, i) => [`${p}.weight`, [outDims[i]!, inDim]]));
-  const y = g.linearNoBias(x, weight);
+  const y = w.matmul(x, prefixes.map((p) => `${p}.weight`), outDims, inDim);
   return bias ? g.add(y, w.concatenated(prefixes.map((p, i) => [`${p}.bias`, [outDims[i]!]]))) : y;
 }
 

@@ -1,4 +1,6 @@
+import type { QuantMode } from '../engine/memoryPlan.js';
 import { KvPagePool } from '../engine/kvPool.js';
+import type { RuntimeOptions } from '../runtime/session.js';
 import { ModelConfig } from './config.js';
 import { GridThw } from './visionLayout.js';
 
@@ -31,4 +33,13 @@ export interface VisionLanguageModel {
   /** Runs the decoder; writes new K/V into the pool; returns last-token logits [B, vocab]. */
   forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts?: { packed?: boolean }): Promise<Float32Array>;
   release(): Promise<void>;
+}
+
+export interface ModelLoadOptions extends RuntimeOptions {
+  pageSize?: number;
+  /** How linear layers hold their weights (default none: float32). */
+  quantization?: QuantMode;
+  /** MatMulNBits accuracy level: 4 (int8 activations, fast; default) or 0 (float32, exact). */
+  accuracyLevel?: 0 | 4;
+  onProgress?: (what: string) => void;
 }

@@ -1,6 +1,6 @@
 import { GraphBuilder } from '../runtime/onnx/graph.js';
 import { DataType } from '../runtime/onnx/model.js';
-import { SessionWeights, WeightStore } from '../runtime/weights.js';
+import { SessionQuant, SessionWeights, WeightStore } from '../runtime/weights.js';
 import { TextConfig } from './config.js';
 import { LayerCtx, fusedLinear, gatedMlp, linear, rmsNorm, rotaryPerToken } from './layers.js';
 
@@ -27,9 +27,9 @@ export const TEXT_INPUTS = {
  * each sequence's last new token and the new tokens' rotated K and V, which the
  * engine writes into its pages.
  */
-export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix: string, pageSize: number): { g: GraphBuilder; w: SessionWeights } {
+export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix: string, pageSize: number, quant: SessionQuant = null): { g: GraphBuilder; w: SessionWeights } {
   const g = new GraphBuilder('text');
-  const w = new SessionWeights(store, g);
+  const w = new SessionWeights(store, g, quant);
   const ctx: LayerCtx = { g, w };
   const { hiddenSize: Hd, numHeads: H, numKvHeads: KV, headDim: D } = cfg;
   const rep = H / KV;
@@ -45,8 +45,8 @@ export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix:
   const lastIndex = g.input(I.lastIndex, DataType.INT64, ['batch']);
 
   // Token embeddings, with image embeddings substituted at their positions.
-  const embedW = w.weight(`${prefix}.embed_tokens.weight`, [cfg.vocabSize, Hd]);
-  const tokenEmb = g.reshape(g.gather(embedW, ids, 0), [-1, Hd]);
+  const embedName = `${prefix}.embed_tokens.weight`;
+  const tokenEmb = g.reshape(w.embedding(embedName, [cfg.vocabSize, Hd], ids), [-1, Hd]);
   const merged = g.gather(g.concat([tokenEmb, extra], 0), select, 0);
   let x = g.reshapeDyn(merged, g.concat([g.shape(ids), g.constInt64([Hd])], 0));
   // Token b*S+s reads row b*S+s of the cos/sin tables.
@@ -86,7 +86,7 @@ export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix:
 
   const last = g.gather(g.reshape(x, [-1, Hd]), lastIndex, 0);
   const normed = rmsNorm(ctx, last, `${prefix}.norm.weight`, Hd, cfg.rmsNormEps);
-  const headW = cfg.tieWordEmbeddings ? embedW : w.weight('lm_head.weight', [cfg.vocabSize, Hd]);
-  g.output(g.linearNoBias(normed, headW), I.logits, DataType.FLOAT, ['batch', cfg.vocabSize]);
+  const headName = cfg.tieWordEmbeddings ? embedName : 'lm_head.weight';
+  g.output(w.matmul(normed, [headName], [cfg.vocabSize], Hd, 'head'), I.logits, DataType.FLOAT, ['batch', cfg.vocabSize]);
   return { g, w };
 }

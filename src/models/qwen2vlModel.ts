@@ -1,8 +1,9 @@
 import { KvPagePool } from '../engine/kvPool.js';
-import { GraphSession, RuntimeOptions, i64 } from '../runtime/session.js';
+import { sessionQuant, quantPolicies } from '../runtime/quant/policy.js';
+import { GraphSession, i64 } from '../runtime/session.js';
 import { WeightStore } from '../runtime/weights.js';
 import { ModelConfig } from './config.js';
-import { ForwardSeq, ImageInput, VisionLanguageModel } from './model.js';
+import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from './model.js';
 import { mropeAxes, promptPositions, textInvFreq, writeRopeRows } from './mrope.js';
 import { qwen2_5_vlVision } from './qwen2_5_vl.js';
 import { qwen2_vlVision } from './qwen2_vl.js';
@@ -29,22 +30,32 @@ export class Qwen2VLModel implements VisionLanguageModel {
     private readonly vision: GraphSession,
     private readonly text: GraphSession,
     readonly weightBytes: number,
+    readonly residentBytes: number,
   ) {
     this.invFreq = textInvFreq(config.text);
     this.axes = mropeAxes(config.text);
   }
 
-  static async load(store: WeightStore, config: ModelConfig, opts: RuntimeOptions & { pageSize?: number; onProgress?: (what: string) => void } = {}): Promise<Qwen2VLModel> {
-    const pageSize = opts.pageSize ?? 16;
+  /** The vision and text graphs, weights not read yet (also used to size a quantization mode). */
+  static graphs(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions = {}) {
+    const policies = quantPolicies(opts.quantization ?? 'none', opts.accuracyLevel);
     const prefixes = weightPrefixes(store);
     const spec = config.vision.kind === 'qwen2_5_vl' ? qwen2_5_vlVision : qwen2_vlVision;
-    const v = buildQwenVisionGraph(store, config.vision, spec, prefixes.vision);
-    const t = buildQwen2TextGraph(store, config.text, prefixes.text, pageSize);
-    opts.onProgress?.('vision tower');
-    const vision = await GraphSession.create(v.g, v.w, opts);
-    opts.onProgress?.('language model');
-    const text = await GraphSession.create(t.g, t.w, opts);
-    return new Qwen2VLModel(config, pageSize, vision, text, v.w.bytes + t.w.bytes);
+    const v = buildQwenVisionGraph(store, config.vision, spec, prefixes.vision, sessionQuant(store, 'vision', policies.vision));
+    const t = buildQwen2TextGraph(store, config.text, prefixes.text, opts.pageSize ?? 16, sessionQuant(store, 'text', policies.text));
+    return { vision: v, text: t };
+  }
+
+  static async load(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions = {}): Promise<Qwen2VLModel> {
+    const pageSize = opts.pageSize ?? 16;
+    const { vision: v, text: t } = Qwen2VLModel.graphs(store, config, opts);
+    const sessions: GraphSession[] = [];
+    for (const [what, part] of [['vision tower', v], ['language model', t]] as const) {
+      part.w.prepare((f) => opts.onProgress?.(`quantizing ${what} (${Math.round(f * 100)}%)`));
+      opts.onProgress?.(`building ${what}`);
+      sessions.push(await GraphSession.create(part.g, part.w, opts));
+    }
+    return new Qwen2VLModel(config, pageSize, sessions[0]!, sessions[1]!, v.w.bytes + t.w.bytes, v.w.residentBytes + t.w.residentBytes);
   }
 
   /** Images of the same size are encoded together, one vision run per size. */

@@ -1,6 +1,6 @@
 import { GraphBuilder } from '../runtime/onnx/graph.js';
 import { DataType } from '../runtime/onnx/model.js';
-import { SessionWeights, WeightStore } from '../runtime/weights.js';
+import { SessionQuant, SessionWeights, WeightStore } from '../runtime/weights.js';
 import { VisionConfig } from './config.js';
 import { LayerCtx, applyRotary, linear } from './layers.js';
 
@@ -43,9 +43,9 @@ function segmentAttention(g: GraphBuilder, q: string, k: string, v: string, seg:
  * Builds the vision tower: patch embedding, blocks with 2D rotary attention over
  * windows or whole images, and the 2x2 patch merger into the text width.
  */
-export function buildQwenVisionGraph(store: WeightStore, cfg: VisionConfig, spec: VisionBlockSpec, prefix = 'visual'): { g: GraphBuilder; w: SessionWeights } {
+export function buildQwenVisionGraph(store: WeightStore, cfg: VisionConfig, spec: VisionBlockSpec, prefix = 'visual', quant: SessionQuant = null): { g: GraphBuilder; w: SessionWeights } {
   const g = new GraphBuilder('vision');
-  const w = new SessionWeights(store, g);
+  const w = new SessionWeights(store, g, quant);
   const ctx: LayerCtx = { g, w };
   const C = cfg.hiddenSize;
   const H = cfg.numHeads;

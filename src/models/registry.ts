@@ -1,20 +1,43 @@
 import { ModelLoadError } from '../errors.js';
-import { RuntimeOptions } from '../runtime/session.js';
+import type { QuantMode } from '../engine/memoryPlan.js';
 import { WeightStore } from '../runtime/weights.js';
 import { ModelConfig } from './config.js';
-import { VisionLanguageModel } from './model.js';
+import { ModelLoadOptions, VisionLanguageModel } from './model.js';
 import { Qwen2VLModel } from './qwen2vlModel.js';
 
-type Loader = (store: WeightStore, config: ModelConfig, opts: RuntimeOptions & { onProgress?: (what: string) => void }) => Promise<VisionLanguageModel & { weightBytes: number }>;
+type LoadedModel = VisionLanguageModel & { weightBytes: number; residentBytes: number };
+interface Family {
+  load(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): Promise<LoadedModel>;
+  /** Bytes of weights the model would hold with these options, without reading them. */
+  residentBytes(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): number;
+}
 
-/** architectures[0] of config.json -> the family that builds it. */
-const REGISTRY: Record<string, Loader> = {
-  Qwen2_5_VLForConditionalGeneration: (s, c, o) => Qwen2VLModel.load(s, c, o),
-  Qwen2VLForConditionalGeneration: (s, c, o) => Qwen2VLModel.load(s, c, o),
+const qwen2vl: Family = {
+  load: (s, c, o) => Qwen2VLModel.load(s, c, o),
+  residentBytes: (s, c, o) => {
+    const { vision, text } = Qwen2VLModel.graphs(s, c, o);
+    return vision.w.residentBytes + text.w.residentBytes;
+  },
 };
 
-export async function loadModel(modelDir: string, config: ModelConfig, opts: RuntimeOptions & { onProgress?: (what: string) => void } = {}): Promise<VisionLanguageModel & { weightBytes: number }> {
-  const loader = REGISTRY[config.architecture];
-  if (!loader) throw new ModelLoadError(`unsupported architecture ${config.architecture}`);
-  return loader(WeightStore.open(modelDir), config, opts);
+/** architectures[0] of config.json -> the family that builds it. */
+const REGISTRY: Record<string, Family> = {
+  Qwen2_5_VLForConditionalGeneration: qwen2vl,
+  Qwen2VLForConditionalGeneration: qwen2vl,
+};
+
+function family(config: ModelConfig): Family {
+  const f = REGISTRY[config.architecture];
+  if (!f) throw new ModelLoadError(`unsupported architecture ${config.architecture}`);
+  return f;
+}
+
+export async function loadModel(modelDir: string | WeightStore, config: ModelConfig, opts: ModelLoadOptions = {}): Promise<LoadedModel> {
+  return family(config).load(typeof modelDir === 'string' ? WeightStore.open(modelDir) : modelDir, config, opts);
+}
+
+/** Resident weight bytes per quantization mode, from the graphs alone (nothing is read or written). */
+export function residentBytesByMode(store: WeightStore, config: ModelConfig, modes: QuantMode[]): Partial<Record<QuantMode, number>> {
+  const f = family(config);
+  return Object.fromEntries(modes.map((m) => [m, f.residentBytes(store, config, { quantization: m })]));
 }

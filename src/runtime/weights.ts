@@ -1,8 +1,10 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ModelLoadError } from '../errors.js';
-import { DataType } from './onnx/model.js';
+import { DataType, ExternalRef } from './onnx/model.js';
 import { GraphBuilder } from './onnx/graph.js';
+import { NBits, nbitsLayout } from './quant/nbits.js';
+import { QuantFile, QuantSource } from './quant/quantFile.js';
 import { DTYPE_BYTES, TensorLocation, readSafetensorsHeader, readTensorBytes, toFloat32 } from './safetensors.js';
 
 const ONNX_DTYPE: Partial<Record<TensorLocation['dtype'], DataType>> = {
@@ -19,7 +21,9 @@ export class WeightStore {
   private constructor(
     readonly modelDir: string,
     private readonly tensors: Map<string, TensorLocation>,
-    /** The deepest folder holding every weights file, symlinks resolved. */
+    /** The weights files, symlinks resolved. */
+    readonly files: string[],
+    /** The deepest folder holding every weights file. */
     readonly dataRoot: string,
   ) {}
 
@@ -52,7 +56,7 @@ export class WeightStore {
     // Hugging Face cache the files are symlinks into ../../blobs, so locations are real paths.
     const real = files.map((f) => realpathSync(f));
     for (const f of real) for (const t of readSafetensorsHeader(f)) tensors.set(t.name, t);
-    return new WeightStore(modelDir, tensors, commonFolder(real));
+    return new WeightStore(modelDir, tensors, real, commonFolder(real));
   }
 
   has(name: string): boolean {
@@ -82,26 +86,47 @@ export class WeightStore {
 }
 
 /**
+ * How a session holds its weights when quantized: linear layers as ONNX Runtime's
+ * blockwise MatMulNBits, the embedding table as int8 rows dequantized when gathered.
+ */
+export interface QuantPolicy {
+  /** Bits of the linear layers' weights. */
+  linearBits: NBits;
+  /** Bits of the output projection (lm_head), kept at 8 for int4 layers: its errors reach every logit. */
+  headBits: NBits;
+  /** Bits of the embedding table, or null to keep it float32. */
+  embedBits: 8 | null;
+  blockSize: number;
+  /** MatMulNBits accuracy_level: 4 computes with int8 activations (fast), 0 in float32 (exact). */
+  accuracyLevel: 0 | 4;
+}
+
+/** A session's quantization: its policy and the file its quantized weights go to; null: float32. */
+export type SessionQuant = { policy: QuantPolicy; file: QuantFile } | null;
+
+/**
  * The checkpoint tensors one ONNX session uses, as initializers whose external
  * data points straight into the checkpoint's safetensors files. ONNX Runtime
  * maps each tensor from disk while it builds the session (see `dataFolder`), so
  * the process never holds a JS copy of the weights; BF16/F16 weights are cast to
  * float32 in the graph and ORT folds the cast tensor by tensor, which keeps the
- * load's peak memory near the size of the float32 weights.
+ * load's peak memory near the size of the float32 weights. With a QuantPolicy,
+ * linear layers read their weights from a QuantFile instead.
  */
 export class SessionWeights {
   private byName = new Map<string, string>();
   private initialized = new Set<string>();
   private total = 0;
+  private resident = 0;
+  readonly dataFolder: string;
 
   constructor(
     private readonly store: WeightStore,
     private readonly g: GraphBuilder,
-  ) {}
-
-  /** The folder ORT resolves the external-data locations against. */
-  get dataFolder(): string {
-    return this.store.dataRoot;
+    private readonly quant: SessionQuant = null,
+  ) {
+    // ONNX Runtime resolves every external location against one folder.
+    this.dataFolder = quant ? commonFolder([join(store.dataRoot, 'x'), quant.file.path]) : store.dataRoot;
   }
 
   /** A float32 graph value holding the named checkpoint tensor. */
@@ -128,6 +153,69 @@ export class SessionWeights {
     return this.g.cast(this.g.concat(raw.map((r) => r.init), 0), DataType.FLOAT);
   }
 
+  /**
+   * y = x W^T for checkpoint Linears stored [out, in] (`names` end in `.weight`), several
+   * stacked along `out` as one matmul. Quantized as the policy says (`head`: the output
+   * projection), or float32.
+   */
+  matmul(x: string, names: string[], outDims: number[], inDim: number, role: 'linear' | 'head' = 'linear'): string {
+    const g = this.g;
+    if (!this.quant) {
+      const w = names.length === 1 ? this.weight(names[0]!, [outDims[0]!, inDim]) : this.concatenated(names.map((n, i) => [n, [outDims[i]!, inDim]]));
+      return g.linearNoBias(x, w);
+    }
+    const { policy } = this.quant;
+    const bits = role === 'head' ? policy.headBits : policy.linearBits;
+    const q = this.quantized(names, outDims, inDim, bits);
+    const inputs = [x, q.b, q.scales];
+    if (q.zeroPoints) inputs.push(q.zeroPoints);
+    const N = outDims.reduce((a, b) => a + b, 0);
+    return g.op('MatMulNBits', inputs, { K: inDim, N, bits: q.bits, block_size: q.blockSize, accuracy_level: policy.accuracyLevel }, { domain: 'com.microsoft' });
+  }
+
+  /** Rows of an embedding table [rows, dim] for the ids (any shape): float32 [...ids, dim]. */
+  embedding(name: string, shape: [number, number], ids: string): string {
+    const g = this.g;
+    if (!this.quant?.policy.embedBits) return g.gather(this.weight(name, shape), ids, 0);
+    // Shares the table with an int8 output projection of the same weight (tied embeddings).
+    const [rows, dim] = shape;
+    const q = this.quantized([name], [rows], dim, 8);
+    const L = nbitsLayout(8, q.blockSize, dim);
+    const codes = g.gather(g.reshape(q.b, [rows, L.kBlocks, q.blockSize]), ids, 0);
+    const scales = g.gather(g.reshape(q.scales, [rows, L.kBlocks, 1]), ids, 0);
+    const values = g.mul(g.sub(g.cast(codes, DataType.FLOAT), g.scalarFloat(L.defaultZero)), scales);
+    // [..., kBlocks, block] -> [..., kBlocks * block], less the padding of the last block.
+    const flat = g.reshapeDyn(values, g.concat([g.shape(ids), g.constInt64([L.kBlocks * q.blockSize])], 0));
+    return L.kBlocks * q.blockSize === dim ? flat : g.slice(flat, [0], [dim], [-1]);
+  }
+
+  /** The initializers of a MatMulNBits weight (added once per session and name list). */
+  private quantized(names: string[], outDims: number[], inDim: number, bits: NBits): { b: string; scales: string; zeroPoints?: string; bits: NBits; blockSize: number } {
+    const file = this.quant!.file;
+    const blockSize = this.quant!.policy.blockSize;
+    const key = `q${bits}:${names.join('+')}`;
+    const L = nbitsLayout(bits, blockSize, inDim);
+    const N = outDims.reduce((a, b) => a + b, 0);
+    const init = { b: `${key}:B`, scales: `${key}:scales` };
+    if (!this.initialized.has(key)) {
+      this.initialized.add(key);
+      const parts: QuantSource[] = names.map((n, i) => {
+        const loc = this.store.get(n, [outDims[i]!, inDim]);
+        this.total += loc.length;
+        return { kind: 'float', loc };
+      });
+      const regions = file.add(key, parts, inDim, bits, blockSize, false);
+      this.g.external(init.b, DataType.UINT8, [N, L.kBlocks, L.blobBytes], this.relative(regions.b));
+      this.g.external(init.scales, DataType.FLOAT, [N * L.kBlocks], this.relative(regions.scales));
+      this.resident += regions.b.length + regions.scales.length;
+    }
+    return { ...init, bits, blockSize };
+  }
+
+  private relative(ref: ExternalRef): ExternalRef {
+    return { ...ref, location: relative(this.dataFolder, resolve(ref.location)).split(sep).join('/') };
+  }
+
   /** The initializer of a checkpoint tensor as stored (added once per session). */
   private initializer(name: string, shape?: number[]): { init: string; dtype: DataType } {
     const initName = `w:${name}`;
@@ -136,15 +224,25 @@ export class SessionWeights {
     if (!this.initialized.has(initName)) {
       this.initialized.add(initName);
       this.total += loc.length;
-      const location = relative(this.dataFolder, resolve(loc.file)).split(sep).join('/');
-      this.g.external(initName, dtype, loc.shape, { location, offset: loc.offset, length: loc.length });
+      this.resident += (loc.length / DTYPE_BYTES[loc.dtype]) * 4;
+      this.g.external(initName, dtype, loc.shape, this.relative({ location: loc.file, offset: loc.offset, length: loc.length }));
     }
     return { init: initName, dtype };
+  }
+
+  /** Writes the quantized weights file if the session has one and it is not cached yet. */
+  prepare(onProgress?: (fraction: number) => void): void {
+    this.quant?.file.materialize(onProgress);
   }
 
   /** Total bytes of checkpoint data this session uses. */
   get bytes(): number {
     return this.total;
+  }
+
+  /** Bytes of weights the session holds once loaded (float32 or quantized). */
+  get residentBytes(): number {
+    return this.resident;
   }
 }
 

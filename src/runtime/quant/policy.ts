@@ -1,0 +1,35 @@
+import { statSync } from 'node:fs';
+import type { QuantMode } from '../../engine/memoryPlan.js';
+import type { QuantPolicy, SessionQuant, WeightStore } from '../weights.js';
+import { QuantFile, irisCacheDir } from './quantFile.js';
+
+/** Block size of weights Iris quantizes itself: one float32 scale per 32 weights. */
+export const QUANT_BLOCK_SIZE = 32;
+
+/**
+ * What each part of a vision-language model holds in a quantization mode. The language
+ * model's linears take the mode's width; its output projection and embedding table stay
+ * at int8 (their errors reach every logit, and the table is only read row by row); the
+ * vision tower's linears are int8 in both modes (it runs like a prefill, compute-bound,
+ * where int4 saves no time).
+ */
+export function quantPolicies(mode: QuantMode, accuracyLevel: 0 | 4 = 4): { text: QuantPolicy | null; vision: QuantPolicy | null } {
+  if (mode === 'none') return { text: null, vision: null };
+  const linearBits = mode === 'int4' ? 4 : 8;
+  return {
+    text: { linearBits, headBits: 8, embedBits: 8, blockSize: QUANT_BLOCK_SIZE, accuracyLevel },
+    vision: { linearBits: 8, headBits: 8, embedBits: null, blockSize: QUANT_BLOCK_SIZE, accuracyLevel },
+  };
+}
+
+/** A session's quantization, with its cache file keyed by the checkpoint files (path, size, time) and the policy. */
+export function sessionQuant(store: WeightStore, session: string, policy: QuantPolicy | null, cacheDir = irisCacheDir()): SessionQuant {
+  if (!policy) return null;
+  const files = store.files.map((f) => {
+    const st = statSync(f);
+    return [f, st.size, st.mtimeMs];
+  });
+  // The accuracy level changes the graph, not the stored weights.
+  const { accuracyLevel: _a, ...stored } = policy;
+  return { policy, file: new QuantFile(`${cacheDir}/quantized`, { files, session, stored }) };
+}

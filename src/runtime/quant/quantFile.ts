@@ -1,0 +1,203 @@
+import { createHash } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { ModelLoadError } from '../../errors.js';
+import { ExternalRef } from '../onnx/model.js';
+import { TensorLocation } from '../safetensors.js';
+import { NBits, NBitsWeight, allocNBits, nbitsLayout } from './nbits.js';
+import { RawFloatDtype, quantizeRowsInto } from './rawRows.js';
+
+/** Bumped whenever the bytes written for the same job change. */
+const FORMAT_VERSION = 1;
+const ALIGN = 64;
+const CHUNK_BYTES = 8 << 20;
+
+/** Where quantized weights are kept between runs: $IRIS_CACHE_DIR, else $XDG_CACHE_HOME/iris, else ~/.cache/iris. */
+export function irisCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.IRIS_CACHE_DIR) return env.IRIS_CACHE_DIR;
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'iris');
+}
+
+/** One part of a quantized weight: a float checkpoint tensor to quantize, or an already quantized one to repack. */
+export type QuantSource =
+  | { kind: 'float'; loc: TensorLocation }
+  | { kind: 'packed'; id: string; n: number; repack: () => NBitsWeight };
+
+/** The file regions of one MatMulNBits weight. */
+export interface QuantRegions {
+  b: ExternalRef;
+  scales: ExternalRef;
+  zeroPoints?: ExternalRef;
+}
+
+interface Job {
+  name: string;
+  bits: NBits;
+  blockSize: number;
+  n: number;
+  k: number;
+  zeroPoints: boolean;
+  parts: QuantSource[];
+  offsets: { b: number; scales: number; zeroPoints: number };
+}
+
+function sourceId(s: QuantSource): string {
+  return s.kind === 'float' ? `${s.loc.name}:${s.loc.dtype}:${s.loc.shape.join('x')}` : s.id;
+}
+
+/**
+ * The quantized weights of one session, written once to a file in the cache folder and
+ * read by ONNX Runtime as external data (so neither the float weights nor a JS copy of
+ * the quantized ones stay in memory, and the load's peak stays near what is resident).
+ * Weights are quantized while streaming their rows from the safetensors files, a chunk
+ * at a time. The file is reused while the checkpoint files, the settings and the job
+ * list are the same; it is written under a temporary name and renamed when complete.
+ */
+export class QuantFile {
+  private readonly jobs: Job[] = [];
+  private size = 0;
+  readonly path: string;
+  private readonly manifestPath: string;
+
+  /** `identity`: what the file's contents depend on besides its jobs (checkpoint files, settings). */
+  constructor(dir: string, identity: unknown) {
+    const key = createHash('sha256').update(JSON.stringify({ v: FORMAT_VERSION, identity })).digest('hex').slice(0, 32);
+    this.path = join(dir, `${key}.bin`);
+    this.manifestPath = join(dir, `${key}.json`);
+  }
+
+  /** Reserves the regions of one weight [sum of parts' n, k] stacked along n. */
+  add(name: string, parts: QuantSource[], k: number, bits: NBits, blockSize: number, zeroPoints: boolean): QuantRegions {
+    const L = nbitsLayout(bits, blockSize, k);
+    const n = parts.reduce((a, p) => a + (p.kind === 'float' ? p.loc.shape[0]! : p.n), 0);
+    const reserve = (len: number) => {
+      const off = Math.ceil(this.size / ALIGN) * ALIGN;
+      this.size = off + len;
+      return off;
+    };
+    const offsets = { b: reserve(n * L.rowBytes), scales: reserve(n * L.kBlocks * 4), zeroPoints: zeroPoints ? reserve(n * L.zpRowBytes) : -1 };
+    this.jobs.push({ name, bits, blockSize, n, k, zeroPoints, parts, offsets });
+    const location = this.path;
+    return {
+      b: { location, offset: offsets.b, length: n * L.rowBytes },
+      scales: { location, offset: offsets.scales, length: n * L.kBlocks * 4 },
+      zeroPoints: zeroPoints ? { location, offset: offsets.zeroPoints, length: n * L.zpRowBytes } : undefined,
+    };
+  }
+
+  get bytes(): number {
+    return this.size;
+  }
+
+  get empty(): boolean {
+    return this.jobs.length === 0;
+  }
+
+  private manifest(): string {
+    return JSON.stringify({ v: FORMAT_VERSION, size: this.size, jobs: this.jobs.map((j) => ({ ...j, parts: j.parts.map(sourceId) })) });
+  }
+
+  /** True when a complete file for exactly these jobs is already in the cache. */
+  get cached(): boolean {
+    try {
+      return statSync(this.path).size === this.size && readFileSync(this.manifestPath, 'utf8') === this.manifest();
+    } catch {
+      return false;
+    }
+  }
+
+  /** Writes the file unless it is cached; `onProgress` gets the fraction done. */
+  materialize(onProgress?: (fraction: number) => void): void {
+    if (this.empty || this.cached) return;
+    const dir = join(this.path, '..');
+    mkdirSync(dir, { recursive: true });
+    const free = diskFree(dir);
+    if (free !== null && free < this.size) {
+      throw new ModelLoadError(`not enough disk space for the quantized weights: ${(this.size / 2 ** 30).toFixed(2)} GiB needed in ${dir}, ${(free / 2 ** 30).toFixed(2)} GiB free (set IRIS_CACHE_DIR to another folder)`);
+    }
+    const partial = `${this.path}.partial-${process.pid}`;
+    const fd = openSync(partial, 'w');
+    const total = this.jobs.reduce((a, j) => a + j.n, 0);
+    let done = 0;
+    let lastReport = 0;
+    try {
+      for (const job of this.jobs) {
+        const L = nbitsLayout(job.bits, job.blockSize, job.k);
+        let row = 0;
+        const put = (q: NBitsWeight) => {
+          writeAll(fd, q.b, job.offsets.b + row * L.rowBytes);
+          writeAll(fd, new Uint8Array(q.scales.buffer, q.scales.byteOffset, q.scales.byteLength), job.offsets.scales + row * L.kBlocks * 4);
+          if (job.zeroPoints) {
+            if (!q.zeroPoints) throw new ModelLoadError(`${job.name}: a part has no zero points where the others have`);
+            writeAll(fd, q.zeroPoints, job.offsets.zeroPoints + row * L.zpRowBytes);
+          }
+          row += q.n;
+          done += q.n;
+          if (onProgress && (done - lastReport) / total > 0.01) {
+            lastReport = done;
+            onProgress(done / total);
+          }
+        };
+        for (const part of job.parts) {
+          if (part.kind === 'packed') {
+            const q = part.repack();
+            if (q.k !== job.k || q.bits !== job.bits || q.blockSize !== job.blockSize || q.n !== part.n) {
+              throw new ModelLoadError(`${job.name}: repacked part ${part.id} is [${q.n}, ${q.k}] ${q.bits}-bit/${q.blockSize}, expected [${part.n}, ${job.k}] ${job.bits}-bit/${job.blockSize}`);
+            }
+            put(q);
+          } else {
+            streamQuantize(part.loc, job.bits, job.blockSize, put);
+          }
+        }
+      }
+      closeSync(fd);
+    } catch (e) {
+      closeSync(fd);
+      rmSync(partial, { force: true });
+      throw e;
+    }
+    renameSync(partial, this.path);
+    writeFileSync(this.manifestPath, this.manifest());
+    onProgress?.(1);
+  }
+}
+
+/** Quantizes a float [n, k] tensor a chunk of rows at a time, handing each quantized chunk to `put`. */
+function streamQuantize(loc: TensorLocation, bits: NBits, blockSize: number, put: (q: NBitsWeight) => void): void {
+  if (loc.dtype !== 'F32' && loc.dtype !== 'F16' && loc.dtype !== 'BF16') throw new ModelLoadError(`cannot quantize ${loc.name}: dtype ${loc.dtype} is not a float type`);
+  const [n, k] = loc.shape as [number, number];
+  const rowBytes = loc.length / n;
+  const chunkRows = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
+  const buf = Buffer.allocUnsafe(Math.min(n, chunkRows) * rowBytes);
+  const fd = openSync(loc.file, 'r');
+  try {
+    for (let r = 0; r < n; r += chunkRows) {
+      const rows = Math.min(chunkRows, n - r);
+      const len = rows * rowBytes;
+      for (let got = 0; got < len; ) {
+        const m = readSync(fd, buf, got, len - got, loc.offset + r * rowBytes + got);
+        if (m === 0) throw new ModelLoadError(`${loc.file}: tensor ${loc.name} is truncated`);
+        got += m;
+      }
+      const q = allocNBits(rows, k, bits, blockSize);
+      quantizeRowsInto(q, 0, buf.subarray(0, len), loc.dtype as RawFloatDtype);
+      put(q);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writeAll(fd: number, data: Uint8Array, position: number): void {
+  for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off, position + off);
+}
+
+function diskFree(dir: string): number | null {
+  try {
+    const s = statfsSync(dir);
+    return Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return null;
+  }
+}

@@ -27,7 +27,7 @@ async function init(options: EngineOptions): Promise<void> {
   const gen = readGenerationConfig(options.modelPath);
   const tc = config.text;
   const contextLength = Math.min(options.contextLength ?? tc.maxPositionEmbeddings, tc.maxPositionEmbeddings);
-  const store = WeightStore.open(options.modelPath);
+  const store = WeightStore.open(options.modelPath, config.raw.quantization_config);
   const requested = options.quantization ?? 'auto';
   const plan = planMemory({
     residentBytes: residentBytesByMode(store, config, requested === 'auto' ? QUANT_MODES : [requested]),

@@ -38,11 +38,11 @@ export class Qwen2VLModel implements VisionLanguageModel {
 
   /** The vision and text graphs, weights not read yet (also used to size a quantization mode). */
   static graphs(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions = {}) {
-    const policies = quantPolicies(opts.quantization ?? 'none', opts.accuracyLevel);
+    const policies = quantPolicies(opts.quantization ?? 'none');
     const prefixes = weightPrefixes(store);
     const spec = config.vision.kind === 'qwen2_5_vl' ? qwen2_5_vlVision : qwen2_vlVision;
-    const v = buildQwenVisionGraph(store, config.vision, spec, prefixes.vision, sessionQuant(store, 'vision', policies.vision));
-    const t = buildQwen2TextGraph(store, config.text, prefixes.text, opts.pageSize ?? 16, sessionQuant(store, 'text', policies.text));
+    const v = buildQwenVisionGraph(store, config.vision, spec, prefixes.vision, sessionQuant(store, 'vision', policies.vision, opts.accuracyLevel));
+    const t = buildQwen2TextGraph(store, config.text, prefixes.text, opts.pageSize ?? 16, sessionQuant(store, 'text', policies.text, opts.accuracyLevel));
     return { vision: v, text: t };
   }
 

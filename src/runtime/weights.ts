@@ -3,7 +3,11 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ModelLoadError } from '../errors.js';
 import { DataType, ExternalRef } from './onnx/model.js';
 import { GraphBuilder } from './onnx/graph.js';
-import { NBits, nbitsLayout } from './quant/nbits.js';
+import { repackAwq } from './quant/awq.js';
+import { repackGptq } from './quant/gptq.js';
+import { NBits, NBitsWeight, blockSizeForGroup, nbitsLayout } from './quant/nbits.js';
+import { QuantScheme, parseQuantizationConfig } from './quant/scheme.js';
+import { halfBits, int32s } from './quant/views.js';
 import { QuantFile, QuantSource } from './quant/quantFile.js';
 import { DTYPE_BYTES, TensorLocation, readSafetensorsHeader, readTensorBytes, toFloat32 } from './safetensors.js';
 
@@ -25,9 +29,13 @@ export class WeightStore {
     readonly files: string[],
     /** The deepest folder holding every weights file. */
     readonly dataRoot: string,
+    /** How the checkpoint's pre-quantized linears (AWQ, GPTQ) are packed; null for a float checkpoint. */
+    readonly scheme: QuantScheme | null,
   ) {}
 
-  static open(modelDir: string): WeightStore {
+  /** `quantizationConfig`: config.json's quantization_config, if any. */
+  static open(modelDir: string, quantizationConfig?: unknown): WeightStore {
+    const scheme = parseQuantizationConfig(quantizationConfig);
     const indexPath = join(modelDir, 'model.safetensors.index.json');
     const single = join(modelDir, 'model.safetensors');
     const tensors = new Map<string, TensorLocation>();
@@ -56,7 +64,7 @@ export class WeightStore {
     // Hugging Face cache the files are symlinks into ../../blobs, so locations are real paths.
     const real = files.map((f) => realpathSync(f));
     for (const f of real) for (const t of readSafetensorsHeader(f)) tensors.set(t.name, t);
-    return new WeightStore(modelDir, tensors, real, commonFolder(real));
+    return new WeightStore(modelDir, tensors, real, commonFolder(real), scheme);
   }
 
   has(name: string): boolean {
@@ -69,13 +77,42 @@ export class WeightStore {
 
   /** The tensor's location, checked against the shape the architecture expects. */
   get(name: string, shape?: number[]): TensorLocation {
-    const t = this.tensors.get(name);
-    if (!t) throw new ModelLoadError(`tensor ${name} is missing from the checkpoint in ${this.modelDir}`);
+    const t = this.raw(name);
     if (shape && (shape.length !== t.shape.length || shape.some((d, i) => d !== t.shape[i]))) {
       throw new ModelLoadError(`tensor ${name} has shape [${t.shape}] but the config implies [${shape}]`);
     }
     if (!ONNX_DTYPE[t.dtype]) throw new ModelLoadError(`tensor ${name} has dtype ${t.dtype}; only F32, F16 and BF16 are supported`);
     return t;
+  }
+
+  /** The tensor's location, any dtype. */
+  raw(name: string): TensorLocation {
+    const t = this.tensors.get(name);
+    if (!t) throw new ModelLoadError(`tensor ${name} is missing from the checkpoint in ${this.modelDir}`);
+    return t;
+  }
+
+  /**
+   * The pre-quantized linear `base` (a `base.qweight` in the checkpoint) as a source for
+   * repacking into MatMulNBits, or null when the linear is stored as float.
+   */
+  packedLinear(base: string, n: number, k: number): { source: QuantSource; bits: NBits; blockSize: number; zeroPoints: boolean } | null {
+    if (!this.has(`${base}.qweight`)) return null;
+    const s = this.scheme;
+    if (!s) throw new ModelLoadError(`${base}.qweight is in the checkpoint but config.json has no quantization_config`);
+    const read = (suffix: string) => readTensorBytes(this.raw(`${base}.${suffix}`));
+    const blockSize = blockSizeForGroup(s.groupSize === -1 ? k : s.groupSize);
+    const repack = (): NBitsWeight => {
+      const scalesLoc = this.raw(`${base}.scales`);
+      const scales = scalesLoc.dtype === 'F16' ? halfBits(read('scales')) : toFloat32(read('scales'), scalesLoc.dtype);
+      const t = { qweight: int32s(read('qweight')), qzeros: int32s(read('qzeros')), scales };
+      if (s.method === 'awq') return repackAwq(t, { k, n, groupSize: s.groupSize, blockSize });
+      const gIdx = this.has(`${base}.g_idx`) ? int32s(read('g_idx')) : undefined;
+      return repackGptq({ ...t, gIdx }, { k, n, bits: s.bits, groupSize: s.groupSize, checkpointFormat: s.checkpointFormat, blockSize });
+    };
+    // Symmetric GPTQ has only the implied zero point; AWQ and asymmetric GPTQ store theirs.
+    const zeroPoints = s.method === 'awq' || !s.sym;
+    return { source: { kind: 'packed', id: `${s.method}:${base}`, n, repack }, bits: s.bits, blockSize, zeroPoints };
   }
 
   /** Reads a (small) tensor into memory as float32. */
@@ -97,12 +134,15 @@ export interface QuantPolicy {
   /** Bits of the embedding table, or null to keep it float32. */
   embedBits: 8 | null;
   blockSize: number;
-  /** MatMulNBits accuracy_level: 4 computes with int8 activations (fast), 0 in float32 (exact). */
-  accuracyLevel: 0 | 4;
 }
 
-/** A session's quantization: its policy and the file its quantized weights go to; null: float32. */
-export type SessionQuant = { policy: QuantPolicy; file: QuantFile } | null;
+/**
+ * A session's quantized weights: the policy for its float weights (null: keep them float32,
+ * while a pre-quantized checkpoint's linears are still repacked), the MatMulNBits accuracy
+ * level (4: int8 activations, fast; 0: float32, exact) and the file they are written to.
+ * null: a float32 session.
+ */
+export type SessionQuant = { policy: QuantPolicy | null; accuracyLevel: 0 | 4; file: QuantFile } | null;
 
 /**
  * The checkpoint tensors one ONNX session uses, as initializers whose external
@@ -160,26 +200,34 @@ export class SessionWeights {
    */
   matmul(x: string, names: string[], outDims: number[], inDim: number, role: 'linear' | 'head' = 'linear'): string {
     const g = this.g;
-    if (!this.quant) {
+    const policy = this.quant?.policy;
+    const packed = names.map((n, i) => this.store.packedLinear(n.replace(/\.weight$/, ''), outDims[i]!, inDim));
+    if (packed.some(Boolean) && !packed.every(Boolean)) throw new ModelLoadError(`${names.join(', ')}: some are pre-quantized and some are not`);
+    if (!packed[0] && !policy) {
       const w = names.length === 1 ? this.weight(names[0]!, [outDims[0]!, inDim]) : this.concatenated(names.map((n, i) => [n, [outDims[i]!, inDim]]));
       return g.linearNoBias(x, w);
     }
-    const { policy } = this.quant;
-    const bits = role === 'head' ? policy.headBits : policy.linearBits;
-    const q = this.quantized(names, outDims, inDim, bits);
+    const q = packed[0]
+      ? this.quantized(names, packed.map((p) => p!.source), inDim, packed[0].bits, packed[0].blockSize, packed[0].zeroPoints)
+      : this.quantized(names, this.floatSources(names, outDims, inDim), inDim, role === 'head' ? policy!.headBits : policy!.linearBits, policy!.blockSize, false);
     const inputs = [x, q.b, q.scales];
     if (q.zeroPoints) inputs.push(q.zeroPoints);
     const N = outDims.reduce((a, b) => a + b, 0);
-    return g.op('MatMulNBits', inputs, { K: inDim, N, bits: q.bits, block_size: q.blockSize, accuracy_level: policy.accuracyLevel }, { domain: 'com.microsoft' });
+    return g.op('MatMulNBits', inputs, { K: inDim, N, bits: q.bits, block_size: q.blockSize, accuracy_level: this.quant!.accuracyLevel }, { domain: 'com.microsoft' });
+  }
+
+  private floatSources(names: string[], outDims: number[], inDim: number): QuantSource[] {
+    return names.map((n, i) => ({ kind: 'float', loc: this.store.get(n, [outDims[i]!, inDim]) }));
   }
 
   /** Rows of an embedding table [rows, dim] for the ids (any shape): float32 [...ids, dim]. */
   embedding(name: string, shape: [number, number], ids: string): string {
     const g = this.g;
-    if (!this.quant?.policy.embedBits) return g.gather(this.weight(name, shape), ids, 0);
-    // Shares the table with an int8 output projection of the same weight (tied embeddings).
+    const policy = this.quant?.policy;
+    if (!policy?.embedBits) return g.gather(this.weight(name, shape), ids, 0);
+    // The same stored table as an int8 output projection of this weight (tied embeddings).
     const [rows, dim] = shape;
-    const q = this.quantized([name], [rows], dim, 8);
+    const q = this.quantized([name], this.floatSources([name], [rows], dim), dim, 8, policy.blockSize, false);
     const L = nbitsLayout(8, q.blockSize, dim);
     const codes = g.gather(g.reshape(q.b, [rows, L.kBlocks, q.blockSize]), ids, 0);
     const scales = g.gather(g.reshape(q.scales, [rows, L.kBlocks, 1]), ids, 0);
@@ -189,25 +237,20 @@ export class SessionWeights {
     return L.kBlocks * q.blockSize === dim ? flat : g.slice(flat, [0], [dim], [-1]);
   }
 
-  /** The initializers of a MatMulNBits weight (added once per session and name list). */
-  private quantized(names: string[], outDims: number[], inDim: number, bits: NBits): { b: string; scales: string; zeroPoints?: string; bits: NBits; blockSize: number } {
-    const file = this.quant!.file;
-    const blockSize = this.quant!.policy.blockSize;
+  /** The initializers of a MatMulNBits weight, its parts stacked along N (added once per session and name list). */
+  private quantized(names: string[], parts: QuantSource[], inDim: number, bits: NBits, blockSize: number, zeroPoints: boolean): { b: string; scales: string; zeroPoints?: string; bits: NBits; blockSize: number } {
     const key = `q${bits}:${names.join('+')}`;
-    const L = nbitsLayout(bits, blockSize, inDim);
-    const N = outDims.reduce((a, b) => a + b, 0);
-    const init = { b: `${key}:B`, scales: `${key}:scales` };
+    const init = { b: `${key}:B`, scales: `${key}:scales`, zeroPoints: zeroPoints ? `${key}:zero_points` : undefined };
     if (!this.initialized.has(key)) {
       this.initialized.add(key);
-      const parts: QuantSource[] = names.map((n, i) => {
-        const loc = this.store.get(n, [outDims[i]!, inDim]);
-        this.total += loc.length;
-        return { kind: 'float', loc };
-      });
-      const regions = file.add(key, parts, inDim, bits, blockSize, false);
+      const L = nbitsLayout(bits, blockSize, inDim);
+      const N = parts.reduce((a, p) => a + (p.kind === 'float' ? p.loc.shape[0]! : p.n), 0);
+      for (const p of parts) if (p.kind === 'float') this.total += p.loc.length;
+      const regions = this.quant!.file.add(key, parts, inDim, bits, blockSize, zeroPoints);
       this.g.external(init.b, DataType.UINT8, [N, L.kBlocks, L.blobBytes], this.relative(regions.b));
       this.g.external(init.scales, DataType.FLOAT, [N * L.kBlocks], this.relative(regions.scales));
-      this.resident += regions.b.length + regions.scales.length;
+      if (regions.zeroPoints) this.g.external(init.zeroPoints!, DataType.UINT8, [N * L.zpRowBytes], this.relative(regions.zeroPoints));
+      this.resident += regions.b.length + regions.scales.length + (regions.zeroPoints?.length ?? 0);
     }
     return { ...init, bits, blockSize };
   }
@@ -228,6 +271,11 @@ export class SessionWeights {
       this.g.external(initName, dtype, loc.shape, this.relative({ location: loc.file, offset: loc.offset, length: loc.length }));
     }
     return { init: initName, dtype };
+  }
+
+  /** The session's quantized weights file, if any. */
+  get quantFile(): QuantFile | null {
+    return this.quant?.file ?? null;
   }
 
   /** Writes the quantized weights file if the session has one and it is not cached yet. */

@@ -5,9 +5,9 @@ import { loadModelConfig } from '../../src/models/config.js';
 import { loadModel } from '../../src/models/registry.js';
 import { decodeImage } from '../../src/multimodal/decode.js';
 import { loadImageProcessor } from '../../src/multimodal/processor.js';
-import { argmax, caseImages, goldenCase, goldenCaseNames, maxAbsDiff } from '../helpers/golden.js';
+import { caseImages, goldenCase, goldenCaseNames, maxAbsDiff } from '../helpers/golden.js';
 import { fixturePath } from '../helpers/paths.js';
-import { prefillPrompt } from '../helpers/prefill.js';
+import { greedyAfter, prefillPrompt } from '../helpers/prefill.js';
 
 /**
  * Every token-level golden case, run through the model directly: preprocessing
@@ -38,24 +38,13 @@ for (const family of ['qwen2_5_vl', 'qwen2_vl']) {
 
           const ids: number[] = o.input_ids;
           const run = await prefillPrompt(model, config, ids, processed, o.generated_ids.length);
-          const { pos, pool, pages } = run;
+          const { pos } = run;
           for (let a = 0; a < 3; a++) assert.deepEqual(Array.from(pos.positions.subarray(a * ids.length, (a + 1) * ids.length)), o.position_ids[a]);
           assert.equal(pos.next - ids.length, o.rope_deltas[0]);
           if (run.embedsCount > 0) assert.ok(maxAbsDiff(run.extra, gc.tensor('image_embeds')) < 1e-4, 'image embeddings');
-          let logits = run.logits;
           const refLast: number[] = o.logits_last ?? Array.from(gc.tensor('generate_step_logits').subarray(0, config.text.vocabSize));
-          assert.ok(maxAbsDiff(logits, refLast) < 1e-4, `last logits differ by ${maxAbsDiff(logits, refLast)}`);
-
-          const out: number[] = [];
-          let past = ids.length;
-          let next = pos.next;
-          for (let s = 0; s < o.generated_ids.length; s++) {
-            const tok = argmax(logits);
-            out.push(tok);
-            logits = await model.forward([{ ids: [tok], positions: Int32Array.of(next, next, next), pages, pastLen: past }], new Float32Array(0), pool);
-            past++;
-            next++;
-          }
+          assert.ok(maxAbsDiff(run.logits, refLast) < 1e-4, `last logits differ by ${maxAbsDiff(run.logits, refLast)}`);
+          const out = await greedyAfter(model, run, ids.length, o.generated_ids.length);
           assert.deepEqual(out, o.generated_ids);
         });
       }

@@ -29,3 +29,20 @@ export async function prefillPrompt(model: VisionLanguageModel, config: ModelCon
   const logits = await model.forward([{ ids, positions: pos.positions, embedRows: rows, pages, pastLen: 0 }], extra, pool);
   return { pos, extra, embedsCount: embeds.length, logits, pool, pages };
 }
+
+/** Greedy tokens after a prefillPrompt run (EOS not a stop), decoding one token a step. */
+export async function greedyAfter(model: VisionLanguageModel, run: Awaited<ReturnType<typeof prefillPrompt>>, promptLen: number, steps: number): Promise<number[]> {
+  const out: number[] = [];
+  let logits = run.logits;
+  let past = promptLen;
+  let next = run.pos.next;
+  for (let s = 0; s < steps; s++) {
+    let tok = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[tok]!) tok = i;
+    out.push(tok);
+    logits = await model.forward([{ ids: [tok], positions: Int32Array.of(next, next, next), pages: run.pages, pastLen: past }], new Float32Array(0), run.pool);
+    past++;
+    next++;
+  }
+  return out;
+}

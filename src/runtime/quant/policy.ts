@@ -13,23 +13,24 @@ export const QUANT_BLOCK_SIZE = 32;
  * vision tower's linears are int8 in both modes (it runs like a prefill, compute-bound,
  * where int4 saves no time).
  */
-export function quantPolicies(mode: QuantMode, accuracyLevel: 0 | 4 = 4): { text: QuantPolicy | null; vision: QuantPolicy | null } {
+export function quantPolicies(mode: QuantMode): { text: QuantPolicy | null; vision: QuantPolicy | null } {
   if (mode === 'none') return { text: null, vision: null };
   const linearBits = mode === 'int4' ? 4 : 8;
   return {
-    text: { linearBits, headBits: 8, embedBits: 8, blockSize: QUANT_BLOCK_SIZE, accuracyLevel },
-    vision: { linearBits: 8, headBits: 8, embedBits: null, blockSize: QUANT_BLOCK_SIZE, accuracyLevel },
+    text: { linearBits, headBits: 8, embedBits: 8, blockSize: QUANT_BLOCK_SIZE },
+    vision: { linearBits: 8, headBits: 8, embedBits: null, blockSize: QUANT_BLOCK_SIZE },
   };
 }
 
-/** A session's quantization, with its cache file keyed by the checkpoint files (path, size, time) and the policy. */
-export function sessionQuant(store: WeightStore, session: string, policy: QuantPolicy | null, cacheDir = irisCacheDir()): SessionQuant {
-  if (!policy) return null;
+/**
+ * A session's quantization, with its cache file keyed by the checkpoint files (path, size,
+ * time) and the policy; null for a float32 session of a float checkpoint.
+ */
+export function sessionQuant(store: WeightStore, session: string, policy: QuantPolicy | null, accuracyLevel: 0 | 4 = 4, cacheDir = irisCacheDir()): SessionQuant {
+  if (!policy && !store.scheme) return null;
   const files = store.files.map((f) => {
     const st = statSync(f);
     return [f, st.size, st.mtimeMs];
   });
-  // The accuracy level changes the graph, not the stored weights.
-  const { accuracyLevel: _a, ...stored } = policy;
-  return { policy, file: new QuantFile(`${cacheDir}/quantized`, { files, session, stored }) };
+  return { policy, accuracyLevel, file: new QuantFile(`${cacheDir}/quantized`, { files, session, policy }) };
 }

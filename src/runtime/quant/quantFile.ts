@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ModelLoadError } from '../../errors.js';
 import { ExternalRef } from '../onnx/model.js';
 import { TensorLocation } from '../safetensors.js';
-import { NBits, NBitsWeight, allocNBits, nbitsLayout } from './nbits.js';
+import { NBits, NBitsWeight, allocNBits, nbitsLayout, packZeroPoints } from './nbits.js';
 import { RawFloatDtype, quantizeRowsInto } from './rawRows.js';
 
 /** Bumped whenever the bytes written for the same job change. */
@@ -90,6 +90,11 @@ export class QuantFile {
     return this.size;
   }
 
+  /** What the file holds: each weight's source tensors (float ones by name) and its format. */
+  get entries(): Array<{ name: string; floatParts: string[]; bits: NBits; blockSize: number }> {
+    return this.jobs.map((j) => ({ name: j.name, floatParts: j.parts.flatMap((p) => (p.kind === 'float' ? [p.loc.name] : [])), bits: j.bits, blockSize: j.blockSize }));
+  }
+
   get empty(): boolean {
     return this.jobs.length === 0;
   }
@@ -129,8 +134,11 @@ export class QuantFile {
           writeAll(fd, q.b, job.offsets.b + row * L.rowBytes);
           writeAll(fd, new Uint8Array(q.scales.buffer, q.scales.byteOffset, q.scales.byteLength), job.offsets.scales + row * L.kBlocks * 4);
           if (job.zeroPoints) {
-            if (!q.zeroPoints) throw new ModelLoadError(`${job.name}: a part has no zero points where the others have`);
-            writeAll(fd, q.zeroPoints, job.offsets.zeroPoints + row * L.zpRowBytes);
+            // A part whose zero points all equal the implied one comes without them.
+            const zp = q.zeroPoints ?? packZeroPoints(q.bits, q.n, L.kBlocks, new Uint8Array(q.n * L.kBlocks).fill(L.defaultZero));
+            writeAll(fd, zp, job.offsets.zeroPoints + row * L.zpRowBytes);
+          } else if (q.zeroPoints) {
+            throw new ModelLoadError(`${job.name}: unexpected zero points`);
           }
           row += q.n;
           done += q.n;

@@ -36,10 +36,10 @@ process.on('exit', () => {
  * waits for `Iris is ready at http://HOST:PORT ...` on stdout and parses the port.
  */
 /** Starts `iris serve` on a free port; `modelPath: null` serves the built-in model (no --model-path). */
-export async function startIris(extraArgs: string[] = [], opts: { modelPath?: string | null; readyTimeoutMs?: number } = {}): Promise<IrisServer> {
+export async function startIris(extraArgs: string[] = [], opts: { modelPath?: string | null; readyTimeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<IrisServer> {
   const model = opts.modelPath === null ? [] : ['--model-path', opts.modelPath ?? MODEL_PATH];
   const args = [`${projectRoot}/dist/src/cli/main.js`, 'serve', ...model, '--port', '0', '--log-level', 'warn', ...extraArgs];
-  const child = spawn(process.execPath, args, { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
   live.add(child);
   let out = '';
   let err = '';

@@ -1,5 +1,4 @@
 import { Engine, EngineLoadOptions } from '../engine/engine.js';
-import type { QuantMode } from '../engine/memoryPlan.js';
 import { renderDownloadProgress } from '../hub/index.js';
 import { loadProgress } from './progress.js';
 
@@ -7,7 +6,7 @@ import { loadProgress } from './progress.js';
 export interface ModelCliOptions {
   modelPath: string;
   revision?: string;
-  quantization?: QuantMode | 'auto';
+  quantization?: EngineLoadOptions['quantization'];
   memFractionStatic?: number;
   imageMaxTokens?: number;
   threads?: number;

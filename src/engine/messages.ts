@@ -21,7 +21,7 @@ export interface EngineOptions {
   /** Image-embedding cache size. */
   visionCacheMb?: number;
   /** How linear layers hold their weights; `auto` (default): float32 if it fits in memory, else int8, else int4. */
-  quantization?: QuantMode | 'auto';
+  quantization?: QuantMode | 'auto' | 'awq' | 'gptq';
   /** Share of the available memory for weights and KV cache (SGLang's --mem-fraction-static); sizes the KV cache. */
   memFractionStatic?: number;
   /** MatMulNBits accuracy level of quantized weights: 4 (int8 activations, default) or 0 (float32, exact). */

@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads';
-import { IrisError } from '../errors.js';
+import { IrisError, ModelLoadError } from '../errors.js';
 import { loadModelConfig } from '../models/config.js';
 import { loadModel, residentBytesByMode } from '../models/registry.js';
 import { WeightStore } from '../runtime/weights.js';
@@ -28,7 +28,11 @@ async function init(options: EngineOptions): Promise<void> {
   const tc = config.text;
   const contextLength = Math.min(options.contextLength ?? tc.maxPositionEmbeddings, tc.maxPositionEmbeddings);
   const store = WeightStore.open(options.modelPath, config.raw.quantization_config);
-  const requested = options.quantization ?? 'auto';
+  let requested = options.quantization ?? 'auto';
+  if (requested === 'awq' || requested === 'gptq') {
+    if (store.scheme?.method !== requested) throw new ModelLoadError(`--quantization ${requested}: ${options.modelPath} is not a${requested === 'awq' ? 'n AWQ' : ' GPTQ'} checkpoint (config.json quantization_config: ${store.scheme?.method ?? 'none'})`);
+    requested = 'auto';
+  }
   const plan = planMemory({
     residentBytes: residentBytesByMode(store, config, requested === 'auto' ? QUANT_MODES : [requested]),
     kvBytesPerToken: 2 * tc.numLayers * tc.numKvHeads * tc.headDim * 4,

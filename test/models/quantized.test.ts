@@ -11,6 +11,7 @@ import { WeightStore } from '../../src/runtime/weights.js';
 import { argmax, caseImages, goldenCase, goldenCaseNames, maxAbsDiff } from '../helpers/golden.js';
 import { fixturePath } from '../helpers/paths.js';
 import { greedyAfter, prefillPrompt } from '../helpers/prefill.js';
+import { withEngine } from '../helpers/checkpoints.js';
 import { PackedFormat, dequantizedCopy, packedCopies } from '../helpers/quantizedModels.js';
 
 interface CaseInput {
@@ -124,3 +125,16 @@ for (const format of ['awq', 'gptq4', 'gptq4-asym-gptqmodel', 'gptq8'] as Packed
     });
   });
 }
+
+test('the Engine serves an AWQ checkpoint (--quantization awq asserts it) and refuses awq for a float one', async () => {
+  const { packed } = packedCopies(fixturePath('golden/qwen2_5_vl/model'), 'awq');
+  const r = await withEngine(packed, async (e) => {
+    assert.equal(e.info.quantization, 'none', 'the float parts stay float32 where they fit');
+    return e.generate({ messages: [{ role: 'user', content: 'Hello' }], sampling: { maxNewTokens: 4, temperature: 0, ignoreEos: true } });
+  }, { quantization: 'awq' });
+  assert.equal(r.tokenIds.length, 4);
+  await assert.rejects(
+    withEngine(fixturePath('golden/qwen2_5_vl/model'), async () => null, { quantization: 'awq' }),
+    /--quantization awq: .* is not an AWQ checkpoint \(config\.json quantization_config: none\)/,
+  );
+});

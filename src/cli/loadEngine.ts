@@ -11,6 +11,8 @@ export interface ModelCliOptions {
   imageMaxTokens?: number;
   threads?: number;
   chatTemplate?: string;
+  /** Print only warnings among the load notices (e.g. --log-level warning). */
+  quiet?: boolean;
 }
 
 /**
@@ -28,7 +30,9 @@ export async function loadEngine(o: ModelCliOptions, more: Omit<EngineLoadOption
     threads: o.threads,
     chatTemplate: o.chatTemplate,
     onDownloadProgress: renderDownloadProgress(),
-    onNotice: (line) => process.stderr.write(`iris: ${line}\n`),
+    onNotice: (line, level) => {
+      if (level === 'warning' || !o.quiet) process.stderr.write(`iris: ${line}\n`);
+    },
     onProgress: (w) => progress.step(w),
     ...more,
   });

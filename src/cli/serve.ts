@@ -29,7 +29,20 @@ export interface ServeCliOptions extends ModelCliOptions {
 
 /** `iris serve`: load the model, serve HTTP, stop cleanly on SIGTERM/SIGINT. */
 export async function runServe(o: ServeCliOptions): Promise<void> {
-  const engine = await loadEngine(o, {
+  // Signals are handled from the start: one that arrives while the model loads ends the
+  // process cleanly too, instead of killing it.
+  let stop: ((signal: string) => Promise<void>) | null = null;
+  let stopping = false;
+  const onSignal = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    if (stop) void stop(signal);
+    else process.exit(0);
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+
+  const engine = await loadEngine({ ...o, quiet: !['trace', 'debug', 'info'].includes(o.logLevel) }, {
     contextLength: o.contextLength,
     maxRunningRequests: o.maxRunningRequests,
     maxTotalTokens: o.maxTotalTokens,
@@ -72,10 +85,7 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
   process.stdout.write(`Iris is ready at http://${host}:${port} (model ${ctx.opts.servedModelName})\n`);
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+  stop = async (signal: string) => {
     app.log.info(`${signal}: finishing ${ctx.inFlight} in-flight request(s), up to ${o.shutdownGracePeriod} s`);
     ctx.draining = true;
     void app.close();
@@ -87,6 +97,4 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
     await engine.shutdown();
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
 }

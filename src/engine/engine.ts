@@ -14,7 +14,7 @@ import { expandImagePlaceholders } from '../tokenizer/placeholders.js';
 import { StopStringMatcher } from '../tokenizer/stopStrings.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { GenerationConfig, readGenerationConfig } from './generationConfig.js';
-import { EngineOptions, EngineStats, FinishReason, FromWorker, ImageForEngine, ModelInfo, StepToken, ToWorker } from './messages.js';
+import { EngineOptions, EngineStats, NoticeLevel, FinishReason, FromWorker, ImageForEngine, ModelInfo, StepToken, ToWorker } from './messages.js';
 import { DEFAULT_SAMPLING, SamplingParams, validateSampling } from './samplingParams.js';
 
 export type ImageSource = string | Uint8Array;
@@ -40,7 +40,7 @@ export interface EngineLoadOptions extends EngineOptions {
   /** Progress of files downloaded from the Hub. */
   onDownloadProgress?: (e: DownloadProgress) => void;
   /** One-line warnings while loading (the memory plan, a Hub fallback to the cache). */
-  onNotice?: (line: string) => void;
+  onNotice?: (line: string, level: NoticeLevel) => void;
 }
 
 /** What to generate from: chat messages, or a raw prompt with images. */
@@ -155,7 +155,7 @@ export class Engine {
    * huggingface_hub cache). `modelPath` stays what the caller passed; `modelDir` is the folder.
    */
   static async load(opts: EngineLoadOptions): Promise<Engine> {
-    const resolved = await resolveModelPath(opts.modelPath, { revision: opts.revision, onProgress: opts.onDownloadProgress, warn: opts.onNotice });
+    const resolved = await resolveModelPath(opts.modelPath, { revision: opts.revision, onProgress: opts.onDownloadProgress, warn: (line) => opts.onNotice?.(line, 'warning') });
     const modelPath = resolved.dir;
     const config = loadModelConfig(modelPath);
     const tokenizer = TextTokenizer.load(modelPath);
@@ -188,7 +188,10 @@ export class Engine {
       const onCrash = (e: Error) => fail(new ModelLoadError(`the engine failed while loading ${modelPath}: ${e.message}`));
       const onExit = (code: number) => fail(new ModelLoadError(`the engine exited (code ${code}) while loading ${modelPath}`));
       const onMsg = (m: FromWorker) => {
-        if (m.type === 'progress') (m.notice ? onNotice : onProgress)?.(m.what);
+        if (m.type === 'progress') {
+          if (m.notice) onNotice?.(m.what, m.notice);
+          else onProgress?.(m.what);
+        }
         else if (m.type === 'ready') {
           done();
           resolve(m.info);

@@ -4,6 +4,9 @@ import { SamplingParams } from './samplingParams.js';
 
 /** Typed messages between the Engine (main thread) and the engine worker. */
 
+/** Load-time messages for the user: `warning` ones always matter (e.g. weights quantized to fit). */
+export type NoticeLevel = 'info' | 'warning';
+
 export interface EngineOptions {
   modelPath: string;
   /** KV pool size in tokens; default from free memory. */
@@ -95,7 +98,7 @@ export interface ModelInfo {
 }
 
 export type FromWorker =
-  | { type: 'progress'; what: string; notice?: boolean }
+  | { type: 'progress'; what: string; notice?: NoticeLevel }
   | { type: 'ready'; info: ModelInfo }
   | {
       type: 'tokens';

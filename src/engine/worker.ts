@@ -42,7 +42,7 @@ async function init(options: EngineOptions): Promise<void> {
     memFractionStatic: options.memFractionStatic,
     facts: memoryFacts(),
   });
-  send({ type: 'progress', what: plan.summary, notice: true });
+  send({ type: 'progress', what: plan.summary, notice: plan.mode !== 'none' && requested === 'auto' ? 'warning' : 'info' });
   const model = await loadModel(store, config, {
     intraOpThreads: options.threads ?? 0,
     quantization: plan.mode,

@@ -62,7 +62,7 @@ test('SIGTERM reaches the relaunched server, which exits 0 with its parent', asy
   const server = await startIris([], { modelPath: null });
   const kids = childrenOf(server.child.pid!);
   server.child.kill('SIGTERM');
-  const { code } = await server.exited;
-  assert.equal(code, 0);
+  const { code, signal } = await server.exited;
+  assert.equal(code, 0, `exit signal ${signal}; stderr: ${server.stderr()}; stdout: ${server.stdout()}`);
   for (const k of kids) assert.ok(await gone(k, 5000));
 });

@@ -250,7 +250,9 @@ export class SessionWeights {
       this.g.external(init.b, DataType.UINT8, [N, L.kBlocks, L.blobBytes], this.relative(regions.b));
       this.g.external(init.scales, DataType.FLOAT, [N * L.kBlocks], this.relative(regions.scales));
       if (regions.zeroPoints) this.g.external(init.zeroPoints!, DataType.UINT8, [N * L.zpRowBytes], this.relative(regions.zeroPoints));
-      this.resident += regions.b.length + regions.scales.length + (regions.zeroPoints?.length ?? 0);
+      // With int8 activations the kernel keeps a float sum per block beside each scale (measured).
+      const blockSums = this.quant!.accuracyLevel === 4 ? regions.scales.length : 0;
+      this.resident += regions.b.length + regions.scales.length + blockSums + (regions.zeroPoints?.length ?? 0);
     }
     return { ...init, bits, blockSize };
   }

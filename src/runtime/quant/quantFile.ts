@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ModelLoadError } from '../../errors.js';
 import { ExternalRef } from '../onnx/model.js';
 import { TensorLocation } from '../safetensors.js';
 import { NBits, NBitsWeight, allocNBits, nbitsLayout, packZeroPoints } from './nbits.js';
-import { RawFloatDtype, quantizeRowsInto } from './rawRows.js';
+import { floatMatrix, quantizeRowsInto, readRowChunks } from './rawRows.js';
 
 /** Bumped whenever the bytes written for the same job change. */
 const FORMAT_VERSION = 1;
@@ -173,28 +173,12 @@ export class QuantFile {
 
 /** Quantizes a float [n, k] tensor a chunk of rows at a time, handing each quantized chunk to `put`. */
 function streamQuantize(loc: TensorLocation, bits: NBits, blockSize: number, put: (q: NBitsWeight) => void): void {
-  if (loc.dtype !== 'F32' && loc.dtype !== 'F16' && loc.dtype !== 'BF16') throw new ModelLoadError(`cannot quantize ${loc.name}: dtype ${loc.dtype} is not a float type`);
-  const [n, k] = loc.shape as [number, number];
-  const rowBytes = loc.length / n;
-  const chunkRows = Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
-  const buf = Buffer.allocUnsafe(Math.min(n, chunkRows) * rowBytes);
-  const fd = openSync(loc.file, 'r');
-  try {
-    for (let r = 0; r < n; r += chunkRows) {
-      const rows = Math.min(chunkRows, n - r);
-      const len = rows * rowBytes;
-      for (let got = 0; got < len; ) {
-        const m = readSync(fd, buf, got, len - got, loc.offset + r * rowBytes + got);
-        if (m === 0) throw new ModelLoadError(`${loc.file}: tensor ${loc.name} is truncated`);
-        got += m;
-      }
-      const q = allocNBits(rows, k, bits, blockSize);
-      quantizeRowsInto(q, 0, buf.subarray(0, len), loc.dtype as RawFloatDtype);
-      put(q);
-    }
-  } finally {
-    closeSync(fd);
-  }
+  const { dtype, k } = floatMatrix(loc);
+  readRowChunks(loc, CHUNK_BYTES, (_, rows) => {
+    const q = allocNBits(rows.length / (loc.length / loc.shape[0]!), k, bits, blockSize);
+    quantizeRowsInto(q, 0, rows, dtype);
+    put(q);
+  });
 }
 
 function writeAll(fd: number, data: Uint8Array, position: number): void {

@@ -67,34 +67,46 @@ export function quantizeRaw(src: Uint8Array, dtype: RawFloatDtype, n: number, k:
   return q;
 }
 
-/**
- * Quantizes a 2-D checkpoint tensor read from its file in chunks of about
- * `chunkBytes`, so memory holds the quantized result plus one chunk.
- */
-export function quantizeTensorFile(loc: TensorLocation, bits: NBits, blockSize: number, chunkBytes = 8 << 20): NBitsWeight {
+/** Throws unless the tensor is a 2-D float tensor; returns its dtype and [n, k]. */
+export function floatMatrix(loc: TensorLocation): { dtype: RawFloatDtype; n: number; k: number } {
   if (loc.dtype !== 'F32' && loc.dtype !== 'F16' && loc.dtype !== 'BF16') throw new ModelLoadError(`cannot quantize ${loc.name}: dtype ${loc.dtype} is not a float type`);
   if (loc.shape.length !== 2) throw new ModelLoadError(`cannot quantize ${loc.name}: shape [${loc.shape.join(', ')}] is not 2-D`);
-  const [n, k] = loc.shape as [number, number];
-  const rowBytes = k * BYTES[loc.dtype];
-  const q = allocNBits(n, k, bits, blockSize);
+  return { dtype: loc.dtype, n: loc.shape[0]!, k: loc.shape[1]! };
+}
+
+/**
+ * Reads a 2-D float tensor's rows from its file in chunks of about `chunkBytes` (whole rows),
+ * handing each to `fn` with the index of its first row; the chunk buffer is reused.
+ */
+export function readRowChunks(loc: TensorLocation, chunkBytes: number, fn: (row0: number, rows: Buffer) => void): void {
+  const { dtype, n, k } = floatMatrix(loc);
+  const rowBytes = k * BYTES[dtype];
   const chunkRows = Math.max(1, Math.floor(chunkBytes / rowBytes));
   const buf = Buffer.allocUnsafe(Math.min(n, chunkRows) * rowBytes);
   const fd = openSync(loc.file, 'r');
   try {
     for (let r = 0; r < n; r += chunkRows) {
-      const rows = Math.min(chunkRows, n - r);
-      const len = rows * rowBytes;
-      let got = 0;
-      while (got < len) {
+      const len = Math.min(chunkRows, n - r) * rowBytes;
+      for (let got = 0; got < len; ) {
         const m = readSync(fd, buf, got, len - got, loc.offset + r * rowBytes + got);
         if (m === 0) throw new ModelLoadError(`${loc.file}: tensor ${loc.name} is truncated`);
         got += m;
       }
-      quantizeRowsInto(q, r, buf.subarray(0, len), loc.dtype);
+      fn(r, buf.subarray(0, len));
     }
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Quantizes a 2-D checkpoint tensor read from its file in chunks of about
+ * `chunkBytes`, so memory holds the quantized result plus one chunk.
+ */
+export function quantizeTensorFile(loc: TensorLocation, bits: NBits, blockSize: number, chunkBytes = 8 << 20): NBitsWeight {
+  const { dtype, n, k } = floatMatrix(loc);
+  const q = allocNBits(n, k, bits, blockSize);
+  readRowChunks(loc, chunkBytes, (r, rows) => quantizeRowsInto(q, r, rows, dtype));
   checkNBits(q);
   return q;
 }

@@ -8,7 +8,7 @@ import { repackGptq } from './quant/gptq.js';
 import { NBits, NBitsWeight, blockSizeForGroup, nbitsLayout } from './quant/nbits.js';
 import { QuantScheme, parseQuantizationConfig } from './quant/scheme.js';
 import { halfBits, int32s } from './quant/views.js';
-import { QuantFile, QuantSource } from './quant/quantFile.js';
+import { QuantFile, QuantRegions, QuantSource } from './quant/quantFile.js';
 import { DTYPE_BYTES, TensorLocation, readSafetensorsHeader, readTensorBytes, toFloat32 } from './safetensors.js';
 
 const ONNX_DTYPE: Partial<Record<TensorLocation['dtype'], DataType>> = {
@@ -133,7 +133,8 @@ export interface QuantPolicy {
   headBits: NBits;
   /** Bits of the embedding table, or null to keep it float32. */
   embedBits: 8 | null;
-  blockSize: number;
+  /** Block size per bit width. */
+  blockSizes: Record<NBits, number>;
 }
 
 /**
@@ -155,6 +156,8 @@ export type SessionQuant = { policy: QuantPolicy | null; accuracyLevel: 0 | 4; f
  */
 export class SessionWeights {
   private byName = new Map<string, string>();
+  /** File regions of each quantized weight, by its key. */
+  private regions = new Map<string, QuantRegions>();
   private initialized = new Set<string>();
   private total = 0;
   private resident = 0;
@@ -209,15 +212,16 @@ export class SessionWeights {
     }
     const q = packed[0]
       ? this.quantized(names, packed.map((p) => p!.source), inDim, packed[0].bits, packed[0].blockSize, packed[0].zeroPoints)
-      : this.quantized(names, this.floatSources(names, outDims, inDim), inDim, role === 'head' ? policy!.headBits : policy!.linearBits, policy!.blockSize, false);
-    const inputs = [x, q.b, q.scales];
-    if (q.zeroPoints) inputs.push(q.zeroPoints);
+      : this.floatQuantized(names, outDims, inDim, role === 'head' ? policy!.headBits : policy!.linearBits);
+    const inputs = [x, ...this.nbitsInputs(q)];
     const N = outDims.reduce((a, b) => a + b, 0);
     return g.op('MatMulNBits', inputs, { K: inDim, N, bits: q.bits, block_size: q.blockSize, accuracy_level: this.quant!.accuracyLevel }, { domain: 'com.microsoft' });
   }
 
-  private floatSources(names: string[], outDims: number[], inDim: number): QuantSource[] {
-    return names.map((n, i) => ({ kind: 'float', loc: this.store.get(n, [outDims[i]!, inDim]) }));
+  /** Float checkpoint tensors quantized by the policy's block size for `bits`. */
+  private floatQuantized(names: string[], outDims: number[], inDim: number, bits: NBits) {
+    const sources: QuantSource[] = names.map((n, i) => ({ kind: 'float', loc: this.store.get(n, [outDims[i]!, inDim]) }));
+    return this.quantized(names, sources, inDim, bits, this.quant!.policy!.blockSizes[bits], false);
   }
 
   /** Rows of an embedding table [rows, dim] for the ids (any shape): float32 [...ids, dim]. */
@@ -225,36 +229,54 @@ export class SessionWeights {
     const g = this.g;
     const policy = this.quant?.policy;
     if (!policy?.embedBits) return g.gather(this.weight(name, shape), ids, 0);
-    // The same stored table as an int8 output projection of this weight (tied embeddings).
     const [rows, dim] = shape;
-    const q = this.quantized([name], this.floatSources([name], [rows], dim), dim, 8, policy.blockSize, false);
-    const L = nbitsLayout(8, q.blockSize, dim);
-    const codes = g.gather(g.reshape(q.b, [rows, L.kBlocks, q.blockSize]), ids, 0);
-    const scales = g.gather(g.reshape(q.scales, [rows, L.kBlocks, 1]), ids, 0);
-    const values = g.mul(g.sub(g.cast(codes, DataType.FLOAT), g.scalarFloat(L.defaultZero)), scales);
-    // [..., kBlocks, block] -> [..., kBlocks * block], less the padding of the last block.
-    const flat = g.reshapeDyn(values, g.concat([g.shape(ids), g.constInt64([L.kBlocks * q.blockSize])], 0));
-    return L.kBlocks * q.blockSize === dim ? flat : g.slice(flat, [0], [dim], [-1]);
+    const q = this.floatQuantized([name], [rows], dim, policy.embedBits);
+    // GatherBlockQuantized reads the table's file bytes (the same ones an int8 output
+    // projection of a tied embedding uses) through its own 2-D initializers: ONNX Runtime
+    // maps them from the file and touches only the rows gathered, so the table is neither
+    // prepacked nor held in memory a second time.
+    const L = nbitsLayout(q.bits, q.blockSize, dim);
+    const data = `${q.key}:rows`;
+    const scales = `${q.key}:row_scales`;
+    if (!this.initialized.has(data)) {
+      this.initialized.add(data);
+      this.g.external(data, DataType.UINT8, [rows, L.rowBytes], q.regions.b);
+      this.g.external(scales, DataType.FLOAT, [rows, L.kBlocks], q.regions.scales);
+    }
+    const gathered = g.op('GatherBlockQuantized', [data, ids, scales], { bits: q.bits, block_size: q.blockSize, gather_axis: 0, quantize_axis: 1 }, { domain: 'com.microsoft' });
+    return L.kBlocks * q.blockSize === dim ? gathered : g.slice(gathered, [0], [dim], [-1]);
   }
 
   /** The initializers of a MatMulNBits weight, its parts stacked along N (added once per session and name list). */
-  private quantized(names: string[], parts: QuantSource[], inDim: number, bits: NBits, blockSize: number, zeroPoints: boolean): { b: string; scales: string; zeroPoints?: string; bits: NBits; blockSize: number } {
+  private quantized(names: string[], parts: QuantSource[], inDim: number, bits: NBits, blockSize: number, zeroPoints: boolean) {
     const key = `q${bits}:${names.join('+')}`;
-    const init = { b: `${key}:B`, scales: `${key}:scales`, zeroPoints: zeroPoints ? `${key}:zero_points` : undefined };
-    if (!this.initialized.has(key)) {
-      this.initialized.add(key);
-      const L = nbitsLayout(bits, blockSize, inDim);
-      const N = parts.reduce((a, p) => a + (p.kind === 'float' ? p.loc.shape[0]! : p.n), 0);
+    let regions = this.regions.get(key);
+    if (!regions) {
       for (const p of parts) if (p.kind === 'float') this.total += p.loc.length;
-      const regions = this.quant!.file.add(key, parts, inDim, bits, blockSize, zeroPoints);
-      this.g.external(init.b, DataType.UINT8, [N, L.kBlocks, L.blobBytes], this.relative(regions.b));
-      this.g.external(init.scales, DataType.FLOAT, [N * L.kBlocks], this.relative(regions.scales));
-      if (regions.zeroPoints) this.g.external(init.zeroPoints!, DataType.UINT8, [N * L.zpRowBytes], this.relative(regions.zeroPoints));
-      // With int8 activations the kernel keeps a float sum per block beside each scale (measured).
+      const added = this.quant!.file.add(key, parts, inDim, bits, blockSize, zeroPoints);
+      regions = { b: this.relative(added.b), scales: this.relative(added.scales), zeroPoints: added.zeroPoints && this.relative(added.zeroPoints) };
+      this.regions.set(key, regions);
+    }
+    return { key, bits, blockSize, inDim, regions };
+  }
+
+  /** MatMulNBits' initializers of a quantized weight (added on first use). */
+  private nbitsInputs(q: ReturnType<SessionWeights['quantized']>): string[] {
+    const { key, regions } = q;
+    const init = [`${key}:B`, `${key}:scales`, ...(regions.zeroPoints ? [`${key}:zero_points`] : [])];
+    if (!this.initialized.has(init[0]!)) {
+      this.initialized.add(init[0]!);
+      const L = nbitsLayout(q.bits, q.blockSize, q.inDim);
+      const N = regions.scales.length / 4 / L.kBlocks;
+      this.g.external(init[0]!, DataType.UINT8, [N, L.kBlocks, L.blobBytes], regions.b);
+      this.g.external(init[1]!, DataType.FLOAT, [N * L.kBlocks], regions.scales);
+      if (regions.zeroPoints) this.g.external(init[2]!, DataType.UINT8, [N * L.zpRowBytes], regions.zeroPoints);
+      // The kernel prepacks B into its own memory; with int8 activations it keeps a float
+      // sum per block beside each scale (measured).
       const blockSums = this.quant!.accuracyLevel === 4 ? regions.scales.length : 0;
       this.resident += regions.b.length + regions.scales.length + blockSums + (regions.zeroPoints?.length ?? 0);
     }
-    return { ...init, bits, blockSize };
+    return init;
   }
 
   private relative(ref: ExternalRef): ExternalRef {

@@ -2,7 +2,7 @@
 import { GraphBuilder } from '../../src/runtime/onnx/graph.js';
 import { DataType } from '../../src/runtime/onnx/model.js';
 import { GraphSession } from '../../src/runtime/session.js';
-import { addNBitsWeight, matMulNBits } from '../../src/runtime/quant/graphOps.js';
+import { addNBitsWeight, matMulNBits } from './quantGraphOps.js';
 import { NBitsWeight, dequantize } from '../../src/runtime/quant/nbits.js';
 
 function transpose(w: Float32Array, rows: number, cols: number): Float32Array {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/runtime/onnx/graph.js';
 import { DataType } from '../../src/runtime/onnx/model.js';
 import { GraphSession, i64 } from '../../src/runtime/session.js';
-import { addNBitsWeight, gatherQuantizedRows, matMulNBits } from '../../src/runtime/quant/graphOps.js';
+import { addNBitsWeight, gatherQuantizedRows, matMulNBits } from '../helpers/quantGraphOps.js';
 import { NBits, dequantize, nbitsLayout, packZeroPoints, quantizeRows } from '../../src/runtime/quant/nbits.js';
 import { randomInts, rng } from '../helpers/quantCheckpoints.js';
 import { maxRelDiff } from '../helpers/quantGraphs.js';

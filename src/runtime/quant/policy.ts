@@ -1,10 +1,15 @@
 import { statSync } from 'node:fs';
 import type { QuantMode } from '../../engine/memoryPlan.js';
 import type { QuantPolicy, SessionQuant, WeightStore } from '../weights.js';
+import type { NBits } from './nbits.js';
 import { QuantFile, irisCacheDir } from './quantFile.js';
 
-/** Block size of weights Iris quantizes itself: one float32 scale per 32 weights. */
-export const QUANT_BLOCK_SIZE = 32;
+/**
+ * Block sizes of weights Iris quantizes itself (one float32 scale per block). int8 in blocks
+ * of 128: as accurate as 32 for 8 bits, and measured faster with less memory (the kernel keeps
+ * a sum per block). int4 in blocks of 32, where a smaller block keeps the error down.
+ */
+export const QUANT_BLOCK_SIZES: Record<NBits, number> = { 8: 128, 4: 32 };
 
 /**
  * What each part of a vision-language model holds in a quantization mode. The language
@@ -17,8 +22,8 @@ export function quantPolicies(mode: QuantMode): { text: QuantPolicy | null; visi
   if (mode === 'none') return { text: null, vision: null };
   const linearBits = mode === 'int4' ? 4 : 8;
   return {
-    text: { linearBits, headBits: 8, embedBits: 8, blockSize: QUANT_BLOCK_SIZE },
-    vision: { linearBits: 8, headBits: 8, embedBits: null, blockSize: QUANT_BLOCK_SIZE },
+    text: { linearBits, headBits: 8, embedBits: 8, blockSizes: QUANT_BLOCK_SIZES },
+    vision: { linearBits: 8, headBits: 8, embedBits: null, blockSizes: QUANT_BLOCK_SIZES },
   };
 }
 

@@ -1,5 +1,5 @@
 /**
- * Graph helpers for quantized weights: MatMulNBits for Linear layers and
+ * Test graphs for quantized weights (built from raw initializers): MatMulNBits for Linear layers and
  * GatherBlockQuantized for embedding rows, both reading one B initializer, so a
  * tied embedding / lm_head is stored once in the model.
  *
@@ -11,9 +11,9 @@
  * a Reshape between would be constant-folded into a second copy. Resident memory
  * is not halved by sharing: MatMulNBits keeps its own prepacked copy of B.
  */
-import { DataType } from '../onnx/model.js';
-import { GraphBuilder } from '../onnx/graph.js';
-import { NBitsWeight, checkNBits, nbitsLayout, unpackZeroPoints } from './nbits.js';
+import { DataType } from '../../src/runtime/onnx/model.js';
+import { GraphBuilder } from '../../src/runtime/onnx/graph.js';
+import { NBitsWeight, checkNBits, nbitsLayout, unpackZeroPoints } from '../../src/runtime/quant/nbits.js';
 
 /** A quantized weight added to a graph; gather-side initializers are added on first use. */
 export interface NBitsHandle {

@@ -1,7 +1,10 @@
 /**
- * The random-weight checkpoint with the real Qwen2-VL-2B-Instruct shapes (BF16) that the
- * benchmarks share, written once to IRIS_BENCH_DIR (default ~/.cache/iris-bench/qwen2vl-2b-random)
- * and reused while its marker file matches.
+ * The random-weight checkpoints the benchmarks share, written once and reused while their
+ * marker file matches:
+ *   - '2b': the real Qwen2-VL-2B-Instruct shapes (BF16, 4.4 GB, 2 shards), in
+ *     IRIS_BENCH_DIR (default ~/.cache/iris-bench/qwen2vl-2b-random);
+ *   - '7b': the real Qwen2.5-VL-7B-Instruct shapes (BF16, 16.6 GB, 5 shards as released), in
+ *     IRIS_BENCH_7B_DIR (default ~/.cache/iris-bench/qwen2_5vl-7b-random).
  */
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -10,17 +13,23 @@ import { fileURLToPath } from 'node:url';
 import { CheckpointOptions, writeCheckpoint } from '../tools/checkpoint.js';
 
 const MARKER = '.iris-bench-checkpoint.json';
-const CHECKPOINT: CheckpointOptions = { arch: 'qwen2_vl', preset: '2b', dtype: 'BF16', shards: 2, seed: 0 };
+export type BenchCheckpoint = '2b' | '7b';
+const CHECKPOINTS: Record<BenchCheckpoint, { spec: CheckpointOptions; what: string }> = {
+  '2b': { spec: { arch: 'qwen2_vl', preset: '2b', dtype: 'BF16', shards: 2, seed: 0 }, what: 'Qwen2-VL-2B (BF16, ~4.4 GB)' },
+  '7b': { spec: { arch: 'qwen2_5_vl', preset: '7b', dtype: 'BF16', shards: 5, seed: 0 }, what: 'Qwen2.5-VL-7B (BF16, ~16.6 GB)' },
+};
 /** Bump when tools/checkpoint.ts changes what it writes. */
 const CHECKPOINT_FORMAT = 1;
 
-export function defaultCheckpointDir(): string {
+export function defaultCheckpointDir(which: BenchCheckpoint = '2b'): string {
+  if (which === '7b') return process.env.IRIS_BENCH_7B_DIR ?? join(homedir(), '.cache', 'iris-bench', 'qwen2_5vl-7b-random');
   return process.env.IRIS_BENCH_DIR ?? join(homedir(), '.cache', 'iris-bench', 'qwen2vl-2b-random');
 }
 
 /** Writes the checkpoint into `dir` unless a matching one is there already. */
-export function ensureCheckpoint(dir: string, log: (msg: string) => void): { reused: boolean; seconds: number } {
-  const want = JSON.stringify({ format: CHECKPOINT_FORMAT, ...CHECKPOINT });
+export function ensureCheckpoint(dir: string, log: (msg: string) => void, which: BenchCheckpoint = '2b'): { reused: boolean; seconds: number } {
+  const { spec, what } = CHECKPOINTS[which];
+  const want = JSON.stringify({ format: CHECKPOINT_FORMAT, ...spec });
   const markerPath = join(dir, MARKER);
   if (existsSync(markerPath)) {
     try {
@@ -31,12 +40,12 @@ export function ensureCheckpoint(dir: string, log: (msg: string) => void): { reu
       // rewrite below
     }
   }
-  log(`writing the random-weight Qwen2-VL-2B checkpoint (BF16, ~4.4 GB) to ${dir}`);
+  log(`writing the random-weight ${what} checkpoint to ${dir}`);
   rmSync(markerPath, { force: true });
   const t0 = performance.now();
   let last = 0;
   const info = writeCheckpoint(dir, {
-    ...CHECKPOINT,
+    ...spec,
     onProgress: (done, total) => {
       if (performance.now() - last > 5000) {
         last = performance.now();
@@ -49,9 +58,11 @@ export function ensureCheckpoint(dir: string, log: (msg: string) => void): { reu
   return { reused: false, seconds: (performance.now() - t0) / 1000 };
 }
 
-// `node dist/bench/checkpoint.js [DIR]` makes the checkpoint alone.
+// `node dist/bench/checkpoint.js [--7b] [DIR]` makes a checkpoint alone.
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const dir = process.argv[2] ?? defaultCheckpointDir();
-  const r = ensureCheckpoint(dir, (m) => process.stderr.write(`[bench] ${m}\n`));
+  const args = process.argv.slice(2);
+  const which: BenchCheckpoint = args.includes('--7b') ? '7b' : '2b';
+  const dir = args.find((a) => !a.startsWith('--')) ?? defaultCheckpointDir(which);
+  const r = ensureCheckpoint(dir, (m) => process.stderr.write(`[bench] ${m}\n`), which);
   process.stderr.write(`[bench] ${r.reused ? 'reusing' : `wrote in ${r.seconds.toFixed(1)} s`} ${dir}\n`);
 }

@@ -18,14 +18,18 @@
  * The checkpoint is written once to IRIS_BENCH_DIR (default ~/.cache/iris-bench/qwen2vl-2b-random)
  * and reused while its marker file matches.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
-import { Engine } from '../src/engine/engine.js';
+import { DEFAULT_IMAGE_MAX_TOKENS, Engine } from '../src/engine/engine.js';
+import { QUANT_MODES, QuantMode, memoryFacts, planMemory } from '../src/engine/memoryPlan.js';
+import { residentBytesByMode } from '../src/models/registry.js';
+import { quantPolicies, sessionQuant } from '../src/runtime/quant/policy.js';
+import { nbitsLayout } from '../src/runtime/quant/nbits.js';
 import { loadModelConfig } from '../src/models/config.js';
 import { qwen2_5_vlVision } from '../src/models/qwen2_5_vl.js';
 import { qwen2_vlVision } from '../src/models/qwen2_vl.js';
@@ -228,6 +232,12 @@ async function kernelChild(modelDir: string): Promise<void> {
 // ---- vision tower alone (child process) ---------------------------------------------
 
 interface VisionChildResult {
+  mode: 'none' | 'int8';
+  /** int8: whether the quantized weights were in the cache already. */
+  quantCachedBefore: boolean;
+  /** Graph building and quantizing (if not cached), before the session is created. */
+  quantizeSeconds: number;
+  residentWeightBytes: number;
   loadSeconds: number;
   encodeSeconds: number[];
   patches: number;
@@ -239,13 +249,18 @@ interface VisionChildResult {
  * Times the engine's own Qwen2VLModel.encodeImages (layout, feeds, ORT run, reordering)
  * over a session holding only the vision tower, so the text weights need not be loaded.
  */
-async function visionChild(modelDir: string, imagePath: string, runs: number): Promise<void> {
+async function visionChild(modelDir: string, imagePath: string, runs: number, mode: 'none' | 'int8' = 'none'): Promise<void> {
   const config = loadModelConfig(modelDir);
   const store = WeightStore.open(modelDir);
   const t0 = now();
   const spec = config.vision.kind === 'qwen2_5_vl' ? qwen2_5_vlVision : qwen2_vlVision;
   const prefix = store.has('model.visual.patch_embed.proj.weight') ? 'model.visual' : 'visual';
-  const v = buildQwenVisionGraph(store, config.vision, spec, prefix);
+  // int8: the vision linears as the engine holds them in its int8 and int4 modes (same cache file).
+  const quant = mode === 'int8' ? sessionQuant(store, 'vision', quantPolicies('int8').vision) : null;
+  const v = buildQwenVisionGraph(store, config.vision, spec, prefix, quant);
+  const quantCachedBefore = !quant || quant.file.cached;
+  v.w.prepare();
+  const quantizeSeconds = (now() - t0) / 1000;
   const session = await GraphSession.create(v.g, v.w, { intraOpThreads: THREADS });
   const loadSeconds = (now() - t0) / 1000;
   // encodeImages only uses `config` and `vision`: borrow it without building the text graph.
@@ -261,6 +276,10 @@ async function visionChild(modelDir: string, imagePath: string, runs: number): P
   }
   await session.release();
   const result: VisionChildResult = {
+    mode,
+    quantCachedBefore,
+    quantizeSeconds,
+    residentWeightBytes: v.w.residentBytes,
     loadSeconds,
     encodeSeconds,
     patches: pre.gridThw[0] * pre.gridThw[1] * pre.gridThw[2],
@@ -275,22 +294,307 @@ function runChild<T>(args: string[]): T {
   return JSON.parse(out.trim().split('\n').pop()!) as T;
 }
 
+// ---- the engine in one quantization mode (child process) ----------------------------------
+
+/** What one engine child loads and measures. */
+interface EngineChildSpec {
+  dir: string;
+  quantization: QuantMode | 'auto';
+  /** KV cache size; undefined: the memory plan's default (as `iris serve` without flags). */
+  maxTotalTokens?: number;
+  /** Engine.load's imageMaxTokens (0: images at full size unless a request says otherwise). */
+  imageMaxTokens?: number;
+  /** Tokens of a text prompt prefilled alone (0: skip). */
+  prefillTokens: number;
+  /** Batch-1 decode runs, each after a bandwidth probe (0: skip). */
+  decode1Runs: number;
+  decode1Tokens: number;
+  /** New tokens of each of 8 concurrent requests (0: skip). */
+  decode8Tokens: number;
+  /** Image prompts timed to their first token; maxTokens: the request's image token budget. */
+  images: Array<{ label: string; path: string; maxTokens?: number }>;
+  /** One chat message with an image and a question, answered end to end. */
+  chat?: { path: string; maxNewTokens: number };
+}
+
+interface ImageTtft {
+  label: string;
+  seconds: number;
+  promptTokens: number;
+  imageTokens: number;
+  peakRssAfter: number;
+}
+
+interface EngineChildResult {
+  requested: QuantMode | 'auto';
+  quantization: QuantMode;
+  memoryPlan: string;
+  loadSeconds: number;
+  workerLoadSeconds: number;
+  weightBytes: number;
+  residentWeightBytes: number;
+  kvTokens: number;
+  rssBeforeLoad: number;
+  /** The process's peak RSS once Engine.load returned (the load's peak). */
+  peakRssAfterLoad: number;
+  /** The process's RSS once Engine.load returned. */
+  rssAfterLoad: number;
+  prefill: { tokens: number; seconds: number[]; tokensPerSecond: number } | null;
+  decode1: Array<{ perToken: number; tokens: number; probeGBs: number; avgContext: number }>;
+  decode8: { streams: number; tokensPerSecond: number; windowSeconds: number; tokensInWindow: number; lastFirstTokenSeconds: number } | null;
+  peakRssAfterDecode: number;
+  images: ImageTtft[];
+  chat: { ttftSeconds: number; totalSeconds: number; promptTokens: number; completionTokens: number; text: string; finishReason: string } | null;
+  peakRssEnd: number;
+  error?: string;
+}
+
+const IMAGE_PROMPT = '<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Describe this image.<|im_end|>\n<|im_start|>assistant\n';
+
+/** Token ids of a text prompt, different for each `salt` (so the prefix cache never serves it). */
+const textPrompt = (n: number, salt: number) => Array.from({ length: n }, (_, i) => 100 + ((i * 37 + salt * 101 + ((i * salt) % 7)) % 180));
+
+async function engineChild(spec: EngineChildSpec): Promise<void> {
+  const rssBeforeLoad = process.memoryUsage().rss;
+  const t0 = now();
+  const engine = await Engine.load({
+    modelPath: spec.dir,
+    threads: THREADS,
+    quantization: spec.quantization,
+    maxTotalTokens: spec.maxTotalTokens,
+    imageMaxTokens: spec.imageMaxTokens,
+    onNotice: (l) => log(`  ${l}`),
+  });
+  const loadSeconds = (now() - t0) / 1000;
+  const peakRssAfterLoad = peakRssBytes();
+  const rssAfterLoad = process.memoryUsage().rss;
+  log(`  loaded in ${loadSeconds.toFixed(1)} s (${engine.info.quantization}), peak RSS ${gb(peakRssAfterLoad).toFixed(2)} GB, RSS ${gb(rssAfterLoad).toFixed(2)} GB`);
+  const r: EngineChildResult = {
+    requested: spec.quantization,
+    quantization: engine.info.quantization,
+    memoryPlan: engine.info.memoryPlan,
+    loadSeconds,
+    workerLoadSeconds: engine.info.loadSeconds,
+    weightBytes: engine.info.weightBytes,
+    residentWeightBytes: engine.info.residentWeightBytes,
+    kvTokens: engine.info.maxTotalTokens,
+    rssBeforeLoad,
+    peakRssAfterLoad,
+    rssAfterLoad,
+    prefill: null,
+    decode1: [],
+    decode8: null,
+    peakRssAfterDecode: 0,
+    images: [],
+    chat: null,
+    peakRssEnd: 0,
+  };
+  let salt = 1;
+  const greedy = (maxNewTokens: number) => ({ temperature: 0, maxNewTokens, ignoreEos: true });
+  try {
+    if (spec.prefillTokens > 0 || spec.decode1Runs > 0 || spec.decode8Tokens > 0) {
+      await engine.generate({ inputIds: textPrompt(32, salt++), sampling: greedy(4) }); // warm-up
+    }
+    if (spec.prefillTokens > 0) {
+      log(`  prefill of a ${spec.prefillTokens}-token prompt`);
+      const seconds: number[] = [];
+      for (let k = 0; k < 2; k++) {
+        const t1 = now();
+        await engine.generate({ inputIds: textPrompt(spec.prefillTokens, salt++), sampling: greedy(1) });
+        seconds.push((now() - t1) / 1000);
+      }
+      r.prefill = { tokens: spec.prefillTokens, seconds, tokensPerSecond: spec.prefillTokens / Math.min(...seconds) };
+    }
+    for (let k = 0; k < spec.decode1Runs; k++) {
+      const probeGBs = runChild<BandwidthResult>(['--bandwidth-child', 'quick']).bestGBs;
+      log(`  decode batch 1, run ${k + 1} (probe ${probeGBs.toFixed(1)} GB/s)`);
+      const stamps: number[] = [];
+      for await (const c of engine.generateStream({ inputIds: textPrompt(32, salt++), sampling: greedy(spec.decode1Tokens) })) {
+        for (let i = 0; i < c.tokenIds.length; i++) stamps.push(now());
+      }
+      const perToken = (stamps[stamps.length - 1]! - stamps[0]!) / 1000 / (stamps.length - 1);
+      r.decode1.push({ perToken, tokens: stamps.length, probeGBs, avgContext: 32 + spec.decode1Tokens / 2 });
+    }
+    if (spec.decode8Tokens > 0) {
+      log('  decode, 8 concurrent requests');
+      const streams = 8;
+      const stamps: number[][] = Array.from({ length: streams }, () => []);
+      await Promise.all(
+        stamps.map(async (mine) => {
+          for await (const c of engine.generateStream({ inputIds: textPrompt(32, salt++), sampling: greedy(spec.decode8Tokens) })) {
+            for (let i = 0; i < c.tokenIds.length; i++) mine.push(now());
+          }
+        }),
+      );
+      // Steady state: from the moment all 8 have their first token to the moment the first one ends.
+      let start = Math.max(...stamps.map((x) => x[0]!));
+      let end = Math.min(...stamps.map((x) => x[x.length - 1]!));
+      // (A model so small that the first request ends before the last starts: all tokens after the first.)
+      if (end <= start) [start, end] = [Math.min(...stamps.map((x) => x[0]!)), Math.max(...stamps.map((x) => x[x.length - 1]!))];
+      const inWindow = stamps.reduce((a, x) => a + x.filter((t) => t > start && t <= end).length, 0);
+      r.decode8 = { streams, tokensPerSecond: inWindow / ((end - start) / 1000), windowSeconds: (end - start) / 1000, tokensInWindow: inWindow, lastFirstTokenSeconds: (start - Math.min(...stamps.map((x) => x[0]!))) / 1000 };
+    }
+    r.peakRssAfterDecode = peakRssBytes();
+    for (const img of spec.images) {
+      log(`  time to first token: ${img.label}`);
+      const bytes = new Uint8Array(readFileSync(img.path));
+      const t1 = now();
+      const res = await engine.generate({
+        prompt: IMAGE_PROMPT,
+        images: [bytes],
+        pixelBudget: img.maxTokens === undefined ? undefined : { maxTokens: img.maxTokens },
+        sampling: { temperature: 0, maxNewTokens: 1 },
+      });
+      const seconds = (now() - t1) / 1000;
+      const textTokens = engine.tokenizer.encode(IMAGE_PROMPT).length - 1;
+      r.images.push({ label: img.label, seconds, promptTokens: res.usage.promptTokens, imageTokens: res.usage.promptTokens - textTokens, peakRssAfter: peakRssBytes() });
+    }
+    if (spec.chat) {
+      log('  one image + text chat, end to end');
+      const url = `data:image/jpeg;base64,${readFileSync(spec.chat.path).toString('base64')}`;
+      const t1 = now();
+      let first = 0;
+      const chunks = engine.generateStream({
+        messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: 'What is in this picture? Answer in one sentence.' }] }],
+        sampling: { temperature: 0, maxNewTokens: spec.chat.maxNewTokens },
+      });
+      const res = await engine.collect(
+        (async function* () {
+          for await (const c of chunks) {
+            if (!first && c.tokenIds.length) first = now();
+            yield c;
+          }
+        })(),
+      );
+      r.chat = { ttftSeconds: (first - t1) / 1000, totalSeconds: (now() - t1) / 1000, promptTokens: res.usage.promptTokens, completionTokens: res.usage.completionTokens, text: res.text, finishReason: res.finishReason };
+    }
+  } catch (e) {
+    r.error = (e as Error).message;
+  } finally {
+    r.peakRssEnd = peakRssBytes();
+    await engine.shutdown();
+  }
+  process.stdout.write(JSON.stringify(r) + '\n');
+}
+
+/**
+ * Runs a child and parses its last stdout line as JSON; a crash (an exception, out of memory,
+ * a signal, the time limit) gives { error } instead of ending the benchmark.
+ */
+function runChildSafe<T extends object>(args: string[], timeoutMinutes: number): T | { error: string } {
+  const t0 = now();
+  const r = spawnSync(process.execPath, [SELF, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 22, timeout: timeoutMinutes * 60_000, killSignal: 'SIGKILL' });
+  const last = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+  let parsed: any = null;
+  try {
+    parsed = JSON.parse(last);
+  } catch {
+    // no result line
+  }
+  if (r.status === 0 && parsed) return parsed as T;
+  const why = r.error ? r.error.message : r.signal ? `killed by ${r.signal}${r.signal === 'SIGKILL' && (now() - t0) / 60_000 >= timeoutMinutes ? ` after the ${timeoutMinutes}-minute limit` : ' (out of memory?)'}` : `exit code ${r.status}`;
+  return parsed?.error ? { ...parsed, error: `${parsed.error} (${why})` } : { error: `${why}; stdout: ${last.slice(0, 300)}` };
+}
+
+const isError = (x: object): x is { error: string } => 'error' in x && typeof (x as any).error === 'string' && !('quantization' in x);
+
+// ---- what a decode step reads, per mode -------------------------------------------------
+
+interface StepBytes {
+  mode: QuantMode;
+  /** engine.info.residentWeightBytes as the graphs size it: vision + text sessions. */
+  residentBytes: number;
+  visionBytes: number;
+  textBytes: number;
+  /** The embedding table when it is not also the output projection (only gathered rows are read). */
+  embeddingTableBytes: number;
+  /** One gathered embedding row. */
+  embeddingRowBytes: number;
+  /** Bytes of weights a batch-1 decode step reads: text session less the unread embedding table, plus one row. */
+  perStep: number;
+  kvBytesPerToken: number;
+}
+
+/**
+ * From the graphs the engine builds (nothing is read): the text session's resident weights,
+ * less the embedding table if it is not tied to the output projection (a decode step gathers
+ * one row of it), plus that row. The vision session is not read while decoding.
+ */
+function stepBytes(dir: string, mode: QuantMode): StepBytes {
+  const config = loadModelConfig(dir);
+  const store = WeightStore.open(dir, config.raw.quantization_config);
+  const { vision, text } = Qwen2VLModel.graphs(store, config, { quantization: mode });
+  const tc = config.text;
+  const policy = quantPolicies(mode).text;
+  let rowBytes = tc.hiddenSize * 4;
+  if (policy?.embedBits) {
+    const L = nbitsLayout(policy.embedBits, policy.blockSize, tc.hiddenSize);
+    rowBytes = L.rowBytes + L.kBlocks * 4;
+  }
+  const table = tc.tieWordEmbeddings ? 0 : rowBytes * tc.vocabSize;
+  return {
+    mode,
+    residentBytes: vision.w.residentBytes + text.w.residentBytes,
+    visionBytes: vision.w.residentBytes,
+    textBytes: text.w.residentBytes,
+    embeddingTableBytes: table,
+    embeddingRowBytes: rowBytes,
+    perStep: text.w.residentBytes - table + (table ? rowBytes : 0),
+    kvBytesPerToken: 2 * tc.numLayers * tc.numKvHeads * tc.headDim * 4,
+  };
+}
+
+/** Whether a mode's quantized weights are in the cache already. */
+function quantCached(dir: string, mode: QuantMode): boolean {
+  if (mode === 'none') return true;
+  const config = loadModelConfig(dir);
+  const store = WeightStore.open(dir, config.raw.quantization_config);
+  const { vision, text } = Qwen2VLModel.graphs(store, config, { quantization: mode });
+  return [vision.w.quantFile, text.w.quantFile].every((f) => !f || f.empty || f.cached);
+}
+
+/** The mode `--quantization auto` picks now, with default flags (as the worker plans it). */
+function autoPlan(dir: string): { mode: QuantMode; summary: string } {
+  const config = loadModelConfig(dir);
+  const store = WeightStore.open(dir, config.raw.quantization_config);
+  const tc = config.text;
+  const p = planMemory({
+    residentBytes: residentBytesByMode(store, config, QUANT_MODES),
+    kvBytesPerToken: 2 * tc.numLayers * tc.numKvHeads * tc.headDim * 4,
+    contextLength: tc.maxPositionEmbeddings,
+    requested: 'auto',
+    facts: memoryFacts(),
+  });
+  return { mode: p.mode, summary: p.summary };
+}
+
+function cpuFlags(): { model: string; avx512_vnni: boolean; avx_vnni: boolean; avx2: boolean; amx_int8: boolean } {
+  let text = '';
+  try {
+    text = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    // not Linux
+  }
+  const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(text)?.[1] ?? '').split(/\s+/));
+  return { model: /^model name\s*:\s*(.*)$/m.exec(text)?.[1] ?? 'unknown', avx512_vnni: flags.has('avx512_vnni'), avx_vnni: flags.has('avx_vnni'), avx2: flags.has('avx2'), amx_int8: flags.has('amx_int8') };
+}
+
 // ---- main -------------------------------------------------------------------------------
 
-/** A 1280x960 JPEG with structure at several scales (gradients, stripes, noise). */
-async function makeJpeg(): Promise<Uint8Array> {
-  const raw = Buffer.alloc(IMAGE_W * IMAGE_H * 3);
-  let s = 12345;
-  for (let y = 0; y < IMAGE_H; y++) {
-    for (let x = 0; x < IMAGE_W; x++) {
+/** A JPEG (default 1280x960) with structure at several scales (gradients, stripes, noise); `seed` varies the noise. */
+async function makeJpeg(width = IMAGE_W, height = IMAGE_H, seed = 12345): Promise<Uint8Array> {
+  const raw = Buffer.alloc(width * height * 3);
+  let s = seed;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
       s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-      const o = (y * IMAGE_W + x) * 3;
-      raw[o] = (x * 255) / (IMAGE_W - 1);
+      const o = (y * width + x) * 3;
+      raw[o] = (x * 255) / (width - 1);
       raw[o + 1] = ((y >> 4) & 1 ? 200 : 40) + ((s >>> 24) & 15);
       raw[o + 2] = (Math.sin(x / 37) * Math.cos(y / 23) * 100 + 128) | 0;
     }
   }
-  return new Uint8Array(await sharp(raw, { raw: { width: IMAGE_W, height: IMAGE_H, channels: 3 } }).jpeg({ quality: 90 }).toBuffer());
+  return new Uint8Array(await sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer());
 }
 
 /** Bytes one decode step must read: every text-decoder weight (float32) and the output matrix. */
@@ -304,18 +608,9 @@ function decodeStepBytes(dir: string): { weights: number; lmHead: number; kvPerT
   return { weights: layers * 4, lmHead: numel(head) * 4, kvPerToken: 2 * cfg.numLayers * cfg.numKvHeads * cfg.headDim * 4 };
 }
 
-async function main(): Promise<void> {
-  const dir = defaultCheckpointDir();
+/** The float32 measurements on the 2B-shape checkpoint; prints their table and returns them. */
+async function baseBench(dir: string, ckpt: { reused: boolean; seconds: number }, jpeg: Uint8Array, jpegPath: string, tStart: number, loadBefore: number): Promise<any> {
   const visionRuns = Number(process.env.IRIS_BENCH_VISION_RUNS ?? 1);
-  const tStart = now();
-  const loadBefore = loadavg()[0]!;
-  if (loadBefore > 0.5) log(`warning: the machine is busy (1-min load average ${loadBefore.toFixed(2)}); numbers will be low`);
-  const ckpt = ensureCheckpoint(dir, log);
-  log(ckpt.reused ? `reusing the checkpoint in ${dir}` : `checkpoint written in ${ckpt.seconds.toFixed(1)} s`);
-
-  const jpeg = await makeJpeg();
-  const jpegPath = join(dir, 'bench-1280x960.jpg');
-  writeFileSync(jpegPath, jpeg);
 
   // Preprocessing (main thread, first: before the children, whose multi-GB exits leave the host
   // slow to hand out memory for a while, and before the model is loaded, so nothing else runs).
@@ -349,7 +644,7 @@ async function main(): Promise<void> {
   log('Engine.load');
   const rssBeforeLoad = peakRssBytes();
   const tLoad = now();
-  const engine = await Engine.load({ modelPath: dir, threads: THREADS, maxTotalTokens: 4096 });
+  const engine = await Engine.load({ modelPath: dir, threads: THREADS, maxTotalTokens: 4096, quantization: 'none' });
   const loadSeconds = (now() - tLoad) / 1000;
   const rssAfterLoad = peakRssBytes();
   const fp32Bytes = engine.info.weightBytes * 2; // every weight is BF16 on disk, float32 in memory
@@ -454,10 +749,297 @@ async function main(): Promise<void> {
       totalSeconds: (now() - tStart) / 1000,
     };
     printTable(results);
-    console.log(JSON.stringify(results));
+    return results;
   } finally {
     await engine.shutdown();
   }
+}
+
+// ---- quantization modes on the 2B-shape checkpoint -------------------------------------------
+
+interface ModeRun {
+  mode: QuantMode;
+  steps: StepBytes;
+  /** Whether the mode's quantized weights were cached before this run. */
+  cachedBefore: boolean;
+  /** The load that quantized into the cache (when it was not cached), in its own child. */
+  firstLoad: EngineChildResult | { error: string } | null;
+  run: EngineChildResult | { error: string };
+}
+
+const SECONDS_2B_CHILD = 30;
+
+async function modesBench(dir: string, modes: QuantMode[], bwStart: BandwidthResult | null): Promise<any> {
+  const t0 = now();
+  const cpu = cpuFlags();
+  log(`CPU: ${cpu.model}; avx512_vnni ${cpu.avx512_vnni}, avx_vnni ${cpu.avx_vnni}, avx2 ${cpu.avx2}, amx_int8 ${cpu.amx_int8}`);
+  const loadStart = loadavg()[0]!;
+  const bw = bwStart ?? (log('measuring memory bandwidth (child process)'), runChild<BandwidthResult>(['--bandwidth-child']));
+  // Distinct images, so no request finds another's embeddings or KV in a cache.
+  const imgFull = join(dir, 'bench-1280x960-full.jpg');
+  const imgBudget = join(dir, 'bench-1280x960-budget.jpg');
+  const imgBig = join(dir, 'bench-4032x3024.jpg');
+  const imgVision = join(dir, 'bench-1280x960.jpg');
+  writeFileSync(imgFull, await makeJpeg(IMAGE_W, IMAGE_H, 1));
+  writeFileSync(imgBudget, await makeJpeg(IMAGE_W, IMAGE_H, 2));
+  writeFileSync(imgBig, await makeJpeg(4032, 3024, 3));
+  if (!bwStart) writeFileSync(imgVision, await makeJpeg());
+  const auto = autoPlan(dir);
+  log(`--quantization auto would pick ${auto.mode} now: ${auto.summary}`);
+
+  const runs: Partial<Record<QuantMode, ModeRun>> = {};
+  for (const mode of modes) {
+    const steps = stepBytes(dir, mode);
+    const cachedBefore = quantCached(dir, mode);
+    const base: EngineChildSpec = { dir, quantization: mode, maxTotalTokens: 4096, imageMaxTokens: 0, prefillTokens: 0, decode1Runs: 0, decode1Tokens: 0, decode8Tokens: 0, images: [] };
+    let firstLoad: ModeRun['firstLoad'] = null;
+    if (!cachedBefore) {
+      log(`${mode}: first load, quantizing into the cache (child process)`);
+      firstLoad = runChildSafe<EngineChildResult>(['--engine-child', JSON.stringify(base)], SECONDS_2B_CHILD);
+      if (isError(firstLoad)) log(`${mode}: first load failed: ${firstLoad.error}`);
+    }
+    const images: EngineChildSpec['images'] = [
+      { label: `${IMAGE_W}x${IMAGE_H}, full size (--image-max-tokens 0)`, path: imgFull },
+      { label: `${IMAGE_W}x${IMAGE_H}, default budget (${DEFAULT_IMAGE_MAX_TOKENS} tokens)`, path: imgBudget, maxTokens: DEFAULT_IMAGE_MAX_TOKENS },
+    ];
+    if (mode === auto.mode) images.push({ label: `4032x3024 JPEG, default budget (${DEFAULT_IMAGE_MAX_TOKENS} tokens)`, path: imgBig, maxTokens: DEFAULT_IMAGE_MAX_TOKENS });
+    log(`${mode}: load, prefill, decode batch 1 and 8, image prompts (child process)`);
+    const run = runChildSafe<EngineChildResult>(
+      ['--engine-child', JSON.stringify({ ...base, prefillTokens: 512, decode1Runs: 2, decode1Tokens: 48, decode8Tokens: 32, images } satisfies EngineChildSpec)],
+      SECONDS_2B_CHILD,
+    );
+    if (isError(run) || run.error) log(`${mode}: failed: ${run.error}`);
+    runs[mode] = { mode, steps, cachedBefore, firstLoad, run };
+  }
+
+  // Vision tower alone with float32 and int8 linears, back to back (same image as the float32 bench).
+  log('vision tower alone, int8 linears (child process)');
+  const visInt8 = runChildSafe<VisionChildResult>(['--vision-child', dir, imgVision, '1', 'int8'], SECONDS_2B_CHILD);
+  log('vision tower alone, float32 linears (child process)');
+  const visF32 = runChildSafe<VisionChildResult>(['--vision-child', dir, imgVision, '1', 'none'], SECONDS_2B_CHILD);
+
+  return {
+    cpu,
+    bandwidth: bw,
+    autoPlan: auto,
+    runs,
+    vision: { float32: visF32, int8: visInt8 },
+    loadAverageStart: loadStart,
+    loadAverageEnd: loadavg()[0]!,
+    totalSeconds: (now() - t0) / 1000,
+  };
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+const ratio = (x: number) => `${x.toFixed(2)}x`;
+const ok = (pass: boolean) => (pass ? 'met' : 'MISSED');
+
+/** Decode figures of one child: best run, the fraction of bandwidth per run (against its own probe). */
+function decodeFigures(r: EngineChildResult, steps: StepBytes) {
+  if (!r.decode1.length) return null;
+  const best = r.decode1.reduce((a, b) => (b.perToken < a.perToken ? b : a));
+  const fractions = r.decode1.map((d) => (steps.perStep + d.avgContext * steps.kvBytesPerToken) / 1e9 / d.perToken / d.probeGBs);
+  return { tokensPerSecond: 1 / best.perToken, perToken: best.perToken, fractions, fraction: median(fractions), impliedGBs: steps.perStep / 1e9 / best.perToken };
+}
+
+function printRows(rows: Array<[string, string, string]>): void {
+  const w0 = Math.max(...rows.map((x) => x[0].length));
+  const w1 = Math.max(...rows.map((x) => x[1].length));
+  console.log(`${'measure'.padEnd(w0)}  ${'value'.padStart(w1)}  note`);
+  console.log(`${'-'.repeat(w0)}  ${'-'.repeat(w1)}  ${'-'.repeat(40)}`);
+  for (const [a, v, n] of rows) console.log(`${a.padEnd(w0)}  ${v.padStart(w1)}  ${n}`);
+}
+
+function printModesTable(m: any): void {
+  const rows: Array<[string, string, string]> = [];
+  const add = (what: string, value: string, note = '') => rows.push([what, value, note]);
+  const cpu = m.cpu as ReturnType<typeof cpuFlags>;
+  const vnni = cpu.avx512_vnni || cpu.avx_vnni;
+  add('CPU', cpu.model, `avx512_vnni ${cpu.avx512_vnni ? 'yes' : 'no'}, avx_vnni ${cpu.avx_vnni ? 'yes' : 'no'}, avx2 ${cpu.avx2 ? 'yes' : 'no'} (amx_int8 ${cpu.amx_int8 ? 'yes' : 'no'})`);
+  add('memory bandwidth (limit at the start)', `${(m.bandwidth as BandwidthResult).bestGBs.toFixed(1)} GB/s`, 'best of the probes; each decode run also has its own probe right before it');
+  add('--quantization auto (default flags) picks', m.autoPlan.mode, m.autoPlan.summary);
+  const runs = m.runs as Record<QuantMode, ModeRun>;
+  const good = (mode: QuantMode) => (runs[mode] && !isError(runs[mode].run) ? (runs[mode].run as EngineChildResult) : null);
+  const f32 = good('none');
+  const f32Decode = f32 ? decodeFigures(f32, runs.none.steps) : null;
+  for (const mode of Object.keys(runs) as QuantMode[]) {
+    const x = runs[mode];
+    const name = mode === 'none' ? 'float32' : mode;
+    if (x.firstLoad) {
+      if (isError(x.firstLoad)) add(`[${name}] first load (quantizing)`, 'FAILED', x.firstLoad.error);
+      else {
+        const fl = x.firstLoad as EngineChildResult;
+        add(`[${name}] first load (quantizing into the cache)`, `${fl.loadSeconds.toFixed(1)} s`, `peak RSS ${gb(fl.peakRssAfterLoad).toFixed(2)} GB, RSS after load ${gb(fl.rssAfterLoad).toFixed(2)} GB: peak/after-load ${ratio(fl.peakRssAfterLoad / fl.rssAfterLoad)}${mode !== 'none' ? ` (target <= 1.15x: ${ok(fl.peakRssAfterLoad / fl.rssAfterLoad <= 1.15)})` : ''}`);
+      }
+    }
+    if (isError(x.run)) {
+      add(`[${name}] run`, 'FAILED', x.run.error);
+      continue;
+    }
+    const r = x.run as EngineChildResult;
+    if (r.error) add(`[${name}] error`, 'FAILED', r.error);
+    const loadRatio = r.peakRssAfterLoad / r.rssAfterLoad;
+    add(`[${name}] Engine.load${x.cachedBefore || x.firstLoad ? (mode === 'none' ? '' : ' (from the cache)') : ''}`, `${r.loadSeconds.toFixed(1)} s`, `resident weights ${gb(r.residentWeightBytes).toFixed(2)} GB (engine.info; graphs say ${gb(x.steps.residentBytes).toFixed(2)} GB), KV ${r.kvTokens} tokens`);
+    add(`[${name}] peak RSS / RSS after load`, ratio(loadRatio), `${gb(r.peakRssAfterLoad).toFixed(2)} GB / ${gb(r.rssAfterLoad).toFixed(2)} GB${mode !== 'none' ? ` (target <= 1.15x: ${ok(loadRatio <= 1.15)})` : ''}; peak after decode ${gb(r.peakRssAfterDecode).toFixed(2)} GB, at the end ${gb(r.peakRssEnd).toFixed(2)} GB`);
+    if (r.prefill) {
+      const vs = f32?.prefill ? r.prefill.tokensPerSecond / f32.prefill.tokensPerSecond : NaN;
+      add(
+        `[${name}] prefill, ${r.prefill.tokens}-token text prompt`,
+        `${r.prefill.tokensPerSecond.toFixed(1)} tok/s`,
+        `${Math.min(...r.prefill.seconds).toFixed(2)} s (runs ${r.prefill.seconds.map((t) => t.toFixed(2)).join(', ')} s)${mode !== 'none' ? `; ${ratio(vs)} float32${mode === 'int8' ? ` (target >= 1.5x on VNNI hosts: ${vnni ? ok(vs >= 1.5) : 'n/a, no VNNI'})` : ''}` : ''}`,
+      );
+    }
+    const d = decodeFigures(r, x.steps);
+    if (d) {
+      const vs = f32Decode ? d.tokensPerSecond / f32Decode.tokensPerSecond : NaN;
+      const target = mode === 'int8' ? 1.8 : mode === 'int4' ? 3 : 0;
+      add(
+        `[${name}] decode batch 1`,
+        `${d.tokensPerSecond.toFixed(2)} tok/s`,
+        `${(d.perToken * 1000).toFixed(0)} ms/token, best of ${r.decode1.length} x ${r.decode1[0]!.tokens} tokens${target ? `; ${ratio(vs)} float32 (target >= ${target}x: ${ok(vs >= target)})` : ''}`,
+      );
+      add(
+        `[${name}] weights read per decode token`,
+        `${gb(x.steps.perStep).toFixed(3)} GB`,
+        `text session ${gb(x.steps.textBytes).toFixed(3)} GB${x.steps.embeddingTableBytes ? ` - embedding table ${gb(x.steps.embeddingTableBytes).toFixed(3)} GB + 1 row` : ' (tied: the table is the output projection)'}; vision ${gb(x.steps.visionBytes).toFixed(3)} GB not read; + KV ~${((r.decode1[0]!.avgContext * x.steps.kvBytesPerToken) / 1e6).toFixed(1)} MB`,
+      );
+      add(
+        `[${name}] decode / bandwidth just before`,
+        pct(d.fraction),
+        `median of ${d.fractions.map(pct).join(', ')} (probes ${r.decode1.map((q) => q.probeGBs.toFixed(1)).join(', ')} GB/s); ${d.impliedGBs.toFixed(1)} GB/s implied${mode !== 'none' ? ` (target >= 70%: ${ok(d.fraction >= 0.7)})` : ''}`,
+      );
+    }
+    if (r.decode8) {
+      const b1 = d?.tokensPerSecond ?? NaN;
+      add(`[${name}] decode batch 8 (8 concurrent requests)`, `${r.decode8.tokensPerSecond.toFixed(2)} tok/s`, `${ratio(r.decode8.tokensPerSecond / b1)} batch 1; ${r.decode8.tokensInWindow} tokens in ${r.decode8.windowSeconds.toFixed(1)} s while all 8 ran`);
+    }
+    for (const im of r.images) {
+      add(`[${name}] TTFT ${im.label}`, `${im.seconds.toFixed(2)} s`, `${im.imageTokens} image tokens, ${im.promptTokens} prompt tokens; peak RSS then ${gb(im.peakRssAfter).toFixed(2)} GB`);
+    }
+  }
+  const vf = m.vision.float32;
+  const vi = m.vision.int8;
+  if (isError(vf) || isError(vi)) add('vision encode, float32 vs int8 linears', 'FAILED', `${vf.error ?? ''} ${vi.error ?? ''}`);
+  else {
+    const a = Math.min(...(vf as VisionChildResult).encodeSeconds);
+    const b = Math.min(...(vi as VisionChildResult).encodeSeconds);
+    add(`vision encode ${IMAGE_W}x${IMAGE_H}, float32 linears`, `${a.toFixed(2)} s`, `${(vf as VisionChildResult).patches} patches; weights ${gb((vf as VisionChildResult).residentWeightBytes).toFixed(2)} GB`);
+    add(
+      `vision encode ${IMAGE_W}x${IMAGE_H}, int8 linears`,
+      `${b.toFixed(2)} s`,
+      `${ratio(b / a)} float32 (target <= 0.6x: ${ok(b / a <= 0.6)}); weights ${gb((vi as VisionChildResult).residentWeightBytes).toFixed(2)} GB; ${(vi as VisionChildResult).quantCachedBefore ? 'cached' : `quantized in ${(vi as VisionChildResult).quantizeSeconds.toFixed(1)} s`}`,
+    );
+  }
+  add('quantization modes wall time', `${m.totalSeconds.toFixed(0)} s`, '');
+  add('machine load average (1 min)', `${m.loadAverageStart.toFixed(2)} / ${m.loadAverageEnd.toFixed(2)}`, 'at start / end of the modes; other processes on the machine skew every number');
+  console.log('');
+  console.log('Quantization modes, 2B shapes (Qwen2-VL-2B-Instruct, BF16 checkpoint)');
+  printRows(rows);
+}
+
+// ---- the 7B-shape checkpoint (--7b) -------------------------------------------------------
+
+async function main7b(): Promise<void> {
+  const tStart = now();
+  const dir = defaultCheckpointDir('7b');
+  const loadStart = loadavg()[0]!;
+  if (loadStart > 0.5) log(`warning: the machine is busy (1-min load average ${loadStart.toFixed(2)}); numbers will be low`);
+  const ckpt = ensureCheckpoint(dir, log, '7b');
+  log(ckpt.reused ? `reusing the checkpoint in ${dir}` : `checkpoint written in ${ckpt.seconds.toFixed(1)} s`);
+  const cpu = cpuFlags();
+  const jpegPath = join(dir, 'bench-1280x960.jpg');
+  writeFileSync(jpegPath, await makeJpeg(IMAGE_W, IMAGE_H, 7));
+  log('measuring memory bandwidth (child process)');
+  const bw = runChild<BandwidthResult>(['--bandwidth-child']);
+  const auto = autoPlan(dir);
+  log(`--quantization auto would pick ${auto.mode} now: ${auto.summary}`);
+  const runs: any[] = [];
+  for (const q of ['auto', 'int4'] as const) {
+    const mode = q === 'auto' ? auto.mode : q;
+    const steps = stepBytes(dir, mode);
+    const cachedBefore = quantCached(dir, mode);
+    const spec: EngineChildSpec = { dir, quantization: q, prefillTokens: 0, decode1Runs: 0, decode1Tokens: 0, decode8Tokens: 0, images: [] };
+    log(`7B --quantization ${q}: first load${cachedBefore ? ' (already cached)' : ' (quantizes)'}, decode batch 1${q === 'auto' ? ', an image + text chat' : ''} (child process)`);
+    const first = runChildSafe<EngineChildResult>(
+      ['--engine-child', JSON.stringify({ ...spec, decode1Runs: 1, decode1Tokens: 24, chat: q === 'auto' ? { path: jpegPath, maxNewTokens: 16 } : undefined } satisfies EngineChildSpec)],
+      45,
+    );
+    if (isError(first) || first.error) log(`failed: ${first.error}`);
+    log(`7B --quantization ${q}: second load, from the cache (child process)`);
+    const second = runChildSafe<EngineChildResult>(['--engine-child', JSON.stringify(spec)], 30);
+    if (isError(second) || second.error) log(`failed: ${second.error}`);
+    runs.push({ requested: q, predictedMode: mode, steps, cachedBefore, first, second });
+  }
+  const results = { cpu, bandwidth: bw, checkpoint: { dir, reused: ckpt.reused, writeSeconds: ckpt.seconds }, autoPlan: auto, runs, loadAverageStart: loadStart, loadAverageEnd: loadavg()[0]!, totalSeconds: (now() - tStart) / 1000 };
+  print7bTable(results);
+  console.log(JSON.stringify(results));
+}
+
+function print7bTable(m: any): void {
+  const rows: Array<[string, string, string]> = [];
+  const add = (what: string, value: string, note = '') => rows.push([what, value, note]);
+  const cpu = m.cpu as ReturnType<typeof cpuFlags>;
+  add('CPU', cpu.model, `avx512_vnni ${cpu.avx512_vnni ? 'yes' : 'no'}, avx_vnni ${cpu.avx_vnni ? 'yes' : 'no'}, avx2 ${cpu.avx2 ? 'yes' : 'no'}`);
+  add('memory bandwidth (limit at the start)', `${(m.bandwidth as BandwidthResult).bestGBs.toFixed(1)} GB/s`, '');
+  add('checkpoint', m.checkpoint.reused ? 'reused' : `written in ${m.checkpoint.writeSeconds.toFixed(1)} s`, m.checkpoint.dir);
+  add('auto, predicted before loading', m.autoPlan.mode, m.autoPlan.summary);
+  for (const x of m.runs) {
+    const name = `--quantization ${x.requested}`;
+    for (const [which, r] of [['first load', x.first], ['second load', x.second]] as const) {
+      if (isError(r)) {
+        add(`[${name}] ${which}`, 'FAILED', r.error);
+        continue;
+      }
+      const e = r as EngineChildResult;
+      const quantizing = which === 'first load' && !x.cachedBefore;
+      add(
+        `[${name}] ${which}${quantizing ? ' (quantizes)' : ' (from the cache)'}`,
+        `${e.loadSeconds.toFixed(1)} s`,
+        `${e.quantization}, resident weights ${gb(e.residentWeightBytes).toFixed(2)} GB; peak RSS ${gb(e.peakRssAfterLoad).toFixed(2)} GB, RSS after load ${gb(e.rssAfterLoad).toFixed(2)} GB (${ratio(e.peakRssAfterLoad / e.rssAfterLoad)})`,
+      );
+      if (which === 'first load') add(`[${name}] memory plan`, e.quantization, e.memoryPlan);
+      if (e.error) add(`[${name}] error`, 'FAILED', e.error);
+      const d = decodeFigures(e, x.steps);
+      if (d) {
+        add(`[${name}] decode batch 1`, `${d.tokensPerSecond.toFixed(2)} tok/s`, `${(d.perToken * 1000).toFixed(0)} ms/token over ${e.decode1[0]!.tokens} tokens; reads ${gb(x.steps.perStep).toFixed(2)} GB/token: ${pct(d.fraction)} of ${e.decode1[0]!.probeGBs.toFixed(1)} GB/s probed just before`);
+      }
+      if (e.chat) {
+        add(
+          `[${name}] image + text chat`,
+          `${e.chat.totalSeconds.toFixed(1)} s`,
+          `TTFT ${e.chat.ttftSeconds.toFixed(1)} s, ${e.chat.promptTokens} prompt tokens, ${e.chat.completionTokens} tokens (${e.chat.finishReason}): ${JSON.stringify(e.chat.text.slice(0, 60))}`,
+        );
+      }
+      if (which === 'first load') add(`[${name}] peak RSS through the run`, `${gb(e.peakRssEnd).toFixed(2)} GB`, '');
+    }
+  }
+  add('wall time', `${m.totalSeconds.toFixed(0)} s`, '');
+  add('machine load average (1 min)', `${m.loadAverageStart.toFixed(2)} / ${m.loadAverageEnd.toFixed(2)}`, 'at start / end; other processes on the machine skew every number');
+  console.log('');
+  console.log('7B shapes (Qwen2.5-VL-7B-Instruct, BF16 checkpoint, 5 shards)');
+  printRows(rows);
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--7b')) return main7b();
+  const skipBase = argv.includes('--skip-base');
+  const modesArg = argv.find((a) => a.startsWith('--modes='))?.slice('--modes='.length) ?? 'none,int8,int4';
+  const modes = modesArg === '' ? [] : (modesArg.split(',') as QuantMode[]);
+  for (const m of modes) if (!QUANT_MODES.includes(m)) throw new Error(`--modes: unknown mode ${m}`);
+  const dir = defaultCheckpointDir();
+  const tStart = now();
+  const loadBefore = loadavg()[0]!;
+  if (loadBefore > 0.5) log(`warning: the machine is busy (1-min load average ${loadBefore.toFixed(2)}); numbers will be low`);
+  const ckpt = ensureCheckpoint(dir, log);
+  log(ckpt.reused ? `reusing the checkpoint in ${dir}` : `checkpoint written in ${ckpt.seconds.toFixed(1)} s`);
+  const jpeg = await makeJpeg();
+  const jpegPath = join(dir, 'bench-1280x960.jpg');
+  writeFileSync(jpegPath, jpeg);
+  const base = skipBase ? null : await baseBench(dir, ckpt, jpeg, jpegPath, tStart, loadBefore);
+  const quant = modes.length ? await modesBench(dir, modes, base?.machine.bandwidth ?? null) : null;
+  if (quant) printModesTable(quant);
+  console.log(JSON.stringify({ ...(base ?? {}), quantModes: quant, totalSeconds: (now() - tStart) / 1000 }));
 }
 
 function printTable(r: any): void {
@@ -511,7 +1093,8 @@ const args = process.argv.slice(2);
 try {
   if (args[0] === '--bandwidth-child') await bandwidthChild(args[1] === 'quick');
   else if (args[0] === '--kernel-child') await kernelChild(args[1]!);
-  else if (args[0] === '--vision-child') await visionChild(args[1]!, args[2]!, Number(args[3] ?? 1));
+  else if (args[0] === '--vision-child') await visionChild(args[1]!, args[2]!, Number(args[3] ?? 1), (args[4] ?? 'none') as 'none' | 'int8');
+  else if (args[0] === '--engine-child') await engineChild(JSON.parse(args[1]!) as EngineChildSpec);
   // Run as `iris serve` runs: with huge pages for malloc (the children inherit them).
   else if (!relaunchWithHugePages()) {
     followParent();

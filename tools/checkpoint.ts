@@ -78,7 +78,7 @@ export interface CheckpointOptions {
   shards?: number;
   /** Default 0. */
   seed?: number;
-  /** Default: the preset's (false for tiny, true for the 2B / 3B presets). */
+  /** Default: the preset's (false for tiny and 7B, true for the 2B / 3B presets). */
   tieWordEmbeddings?: boolean;
   /** Starting sizes; default 'tiny'. */
   preset?: string;
@@ -211,6 +211,12 @@ export const PRESETS: Record<Arch, Record<string, Preset>> = {
       text: { hiddenSize: 2048, numLayers: 36, numHeads: 16, numKvHeads: 2, intermediateSize: 11008, vocabSize: 151936, ropeTheta: 1000000, mropeSection: [16, 24, 24], maxPositionEmbeddings: 128000, rmsNormEps: 1e-6 },
       vision: { depth: 32, width: 1280, numHeads: 16, mlpRatio: 0, intermediateSize: 3420, windowSize: 112, fullAttBlockIndexes: [7, 15, 23, 31], patchSize: 14, temporalPatchSize: 2, spatialMergeSize: 2 },
       tie: true,
+    },
+    // Qwen2.5-VL-7B-Instruct (separate lm_head).
+    '7b': {
+      text: { hiddenSize: 3584, numLayers: 28, numHeads: 28, numKvHeads: 4, intermediateSize: 18944, vocabSize: 152064, ropeTheta: 1000000, mropeSection: [16, 24, 24], maxPositionEmbeddings: 128000, rmsNormEps: 1e-6 },
+      vision: { depth: 32, width: 1280, numHeads: 16, mlpRatio: 0, intermediateSize: 3420, windowSize: 112, fullAttBlockIndexes: [7, 15, 23, 31], patchSize: 14, temporalPatchSize: 2, spatialMergeSize: 2 },
+      tie: false,
     },
   },
 };
@@ -718,7 +724,7 @@ function cli(argv: string[]): void {
   });
   if (values.help || !values.out) {
     console.log(
-      'usage: node dist/tools/checkpoint.js --out DIR [--arch qwen2_vl|qwen2_5_vl] [--preset tiny|2b|3b]\n' +
+      'usage: node dist/tools/checkpoint.js --out DIR [--arch qwen2_vl|qwen2_5_vl] [--preset tiny|2b|3b|7b]\n' +
         '                                      [--dtype F32|BF16|F16] [--shards N] [--seed N] [--tie true|false]',
     );
     process.exitCode = values.help ? 0 : 2;

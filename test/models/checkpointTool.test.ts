@@ -93,11 +93,31 @@ describe('released layouts (compared with the golden fixtures)', () => {
     assert.deepEqual(readdirSync(info.dir).filter((f) => f.endsWith('.safetensors')), []);
   });
 
+  test('qwen2_5_vl 7b preset: the Qwen2.5-VL-7B-Instruct config and a 16.6 GB BF16 tensor plan in 5 shards', () => {
+    const info = freshCheckpoint({ arch: 'qwen2_5_vl', preset: '7b', dtype: 'BF16', shards: 5, weights: false });
+    const c = loadModelConfig(info.dir);
+    assert.deepEqual(
+      { ...c.text },
+      { hiddenSize: 3584, intermediateSize: 18944, numLayers: 28, numHeads: 28, numKvHeads: 4, headDim: 128, vocabSize: 152064, rmsNormEps: 1e-6, ropeTheta: 1e6, mropeSection: [16, 24, 24], tieWordEmbeddings: false, maxPositionEmbeddings: 128000 },
+    );
+    assert.equal(info.config.max_window_layers, 28);
+    assert.equal(info.config.sliding_window, 32768);
+    assert.deepEqual(info.config.vision_config.fullatt_block_indexes, [7, 15, 23, 31]);
+    assert.equal(c.vision.hiddenSize, 1280);
+    assert.equal(c.vision.intermediateSize, 3420);
+    assert.equal(c.vision.outHiddenSize, 3584);
+    assert.equal(info.files.length, 5);
+    assert.ok(info.tensors.some((t) => t.name === 'lm_head.weight'));
+    const params = info.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+    // Qwen2.5-VL-7B: 8.29e9 parameters (7.62e9 text incl. embedding and lm_head, 0.68e9 vision).
+    assert.ok(params > 8.28e9 && params < 8.30e9, `${params} parameters`);
+  });
+
   test('the presets and default mrope sections', () => {
     assert.deepEqual(defaultMropeSection(128), [16, 24, 24]);
     assert.deepEqual(defaultMropeSection(16), [2, 3, 3]);
     assert.deepEqual(Object.keys(PRESETS.qwen2_vl).sort(), ['2b', 'tiny']);
-    assert.deepEqual(Object.keys(PRESETS.qwen2_5_vl).sort(), ['3b', 'tiny']);
+    assert.deepEqual(Object.keys(PRESETS.qwen2_5_vl).sort(), ['3b', '7b', 'tiny']);
   });
 
   test('JSON as Python writes it', () => {

@@ -528,10 +528,12 @@ function stepBytes(dir: string, mode: QuantMode): StepBytes {
   const policy = quantPolicies(mode).text;
   let rowBytes = tc.hiddenSize * 4;
   if (policy?.embedBits) {
-    const L = nbitsLayout(policy.embedBits, policy.blockSize, tc.hiddenSize);
+    const L = nbitsLayout(policy.embedBits, policy.blockSizes[policy.embedBits], tc.hiddenSize);
     rowBytes = L.rowBytes + L.kBlocks * 4;
   }
-  const table = tc.tieWordEmbeddings ? 0 : rowBytes * tc.vocabSize;
+  // A float32 table is among the resident bytes (when tied it is also the head, read in full);
+  // a quantized one is gathered row by row from the mapped file and is not.
+  const table = tc.tieWordEmbeddings || policy?.embedBits ? 0 : rowBytes * tc.vocabSize;
   return {
     mode,
     residentBytes: vision.w.residentBytes + text.w.residentBytes,
@@ -539,7 +541,7 @@ function stepBytes(dir: string, mode: QuantMode): StepBytes {
     textBytes: text.w.residentBytes,
     embeddingTableBytes: table,
     embeddingRowBytes: rowBytes,
-    perStep: text.w.residentBytes - table + (table ? rowBytes : 0),
+    perStep: text.w.residentBytes - table + (tc.tieWordEmbeddings && !policy?.embedBits ? 0 : rowBytes),
     kvBytesPerToken: 2 * tc.numLayers * tc.numKvHeads * tc.headDim * 4,
   };
 }

@@ -259,7 +259,7 @@ async function visionChild(modelDir: string, imagePath: string, runs: number, mo
   const quant = mode === 'int8' ? sessionQuant(store, 'vision', quantPolicies('int8').vision) : null;
   const v = buildQwenVisionGraph(store, config.vision, spec, prefix, quant);
   const quantCachedBefore = !quant || quant.file.cached;
-  v.w.prepare();
+  await v.w.prepare(undefined, THREADS);
   const quantizeSeconds = (now() - t0) / 1000;
   const session = await GraphSession.create(v.g, v.w, { intraOpThreads: THREADS });
   const loadSeconds = (now() - t0) / 1000;

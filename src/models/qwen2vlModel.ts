@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { KvPagePool } from '../engine/kvPool.js';
 import { sessionQuant, quantPolicies } from '../runtime/quant/policy.js';
 import { GraphSession, i64 } from '../runtime/session.js';
@@ -51,7 +52,7 @@ export class Qwen2VLModel implements VisionLanguageModel {
     const { vision: v, text: t } = Qwen2VLModel.graphs(store, config, opts);
     const sessions: GraphSession[] = [];
     for (const [what, part] of [['vision tower', v], ['language model', t]] as const) {
-      part.w.prepare((f) => opts.onProgress?.(`quantizing ${what} (${Math.round(f * 100)}%)`));
+      await part.w.prepare((f) => opts.onProgress?.(`quantizing ${what} (${Math.round(f * 100)}%)`), opts.intraOpThreads || availableParallelism());
       opts.onProgress?.(`building ${what}`);
       sessions.push(await GraphSession.create(part.g, part.w, opts));
     }

@@ -302,9 +302,9 @@ export class SessionWeights {
     return this.quant?.file ?? null;
   }
 
-  /** Writes the quantized weights file if the session has one and it is not cached yet. */
-  prepare(onProgress?: (fraction: number) => void): void {
-    this.quant?.file.materialize(onProgress);
+  /** Writes the quantized weights file if the session has one and it is not cached yet, on up to `threads` threads. */
+  async prepare(onProgress?: (fraction: number) => void, threads = 1): Promise<void> {
+    await this.quant?.file.materialize(onProgress, threads);
   }
 
   /** Total bytes of checkpoint data this session uses. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { ModelLoadError } from '../../errors.js';
 import { ExternalRef } from '../onnx/model.js';
 import { TensorLocation } from '../safetensors.js';
@@ -112,8 +113,12 @@ export class QuantFile {
     }
   }
 
-  /** Writes the file unless it is cached; `onProgress` gets the fraction done. */
-  materialize(onProgress?: (fraction: number) => void): void {
+  /**
+   * Writes the file unless it is cached; `onProgress` gets the fraction done. Float weights
+   * are quantized by up to `threads` worker threads (each writing its own regions of the
+   * file), pre-quantized ones repacked on this thread.
+   */
+  async materialize(onProgress?: (fraction: number) => void, threads = 1, parallelMinBytes = PARALLEL_MIN_BYTES): Promise<void> {
     if (this.empty || this.cached) return;
     const dir = join(this.path, '..');
     mkdirSync(dir, { recursive: true });
@@ -123,42 +128,51 @@ export class QuantFile {
     }
     const partial = `${this.path}.partial-${process.pid}`;
     const fd = openSync(partial, 'w');
+    const floatTasks: PartTask[] = [];
+    const packed: Array<{ task: PartTask; part: Extract<QuantSource, { kind: 'packed' }> }> = [];
+    for (const job of this.jobs) {
+      const L = nbitsLayout(job.bits, job.blockSize, job.k);
+      let row = 0;
+      for (const part of job.parts) {
+        const n = part.kind === 'float' ? part.loc.shape[0]! : part.n;
+        const task: PartTask = {
+          name: job.name,
+          bits: job.bits,
+          blockSize: job.blockSize,
+          k: job.k,
+          n,
+          b: job.offsets.b + row * L.rowBytes,
+          scales: job.offsets.scales + row * L.kBlocks * 4,
+          zeroPoints: job.zeroPoints ? job.offsets.zeroPoints + row * L.zpRowBytes : -1,
+          loc: part.kind === 'float' ? part.loc : null,
+        };
+        if (part.kind === 'float') floatTasks.push(task);
+        else packed.push({ task, part });
+        row += n;
+      }
+    }
     const total = this.jobs.reduce((a, j) => a + j.n, 0);
     let done = 0;
     let lastReport = 0;
-    try {
-      for (const job of this.jobs) {
-        const L = nbitsLayout(job.bits, job.blockSize, job.k);
-        let row = 0;
-        const put = (q: NBitsWeight) => {
-          writeAll(fd, q.b, job.offsets.b + row * L.rowBytes);
-          writeAll(fd, new Uint8Array(q.scales.buffer, q.scales.byteOffset, q.scales.byteLength), job.offsets.scales + row * L.kBlocks * 4);
-          if (job.zeroPoints) {
-            // A part whose zero points all equal the implied one comes without them.
-            const zp = q.zeroPoints ?? packZeroPoints(q.bits, q.n, L.kBlocks, new Uint8Array(q.n * L.kBlocks).fill(L.defaultZero));
-            writeAll(fd, zp, job.offsets.zeroPoints + row * L.zpRowBytes);
-          } else if (q.zeroPoints) {
-            throw new ModelLoadError(`${job.name}: unexpected zero points`);
-          }
-          row += q.n;
-          done += q.n;
-          if (onProgress && (done - lastReport) / total > 0.01) {
-            lastReport = done;
-            onProgress(done / total);
-          }
-        };
-        for (const part of job.parts) {
-          if (part.kind === 'packed') {
-            const q = part.repack();
-            if (q.k !== job.k || q.bits !== job.bits || q.blockSize !== job.blockSize || q.n !== part.n) {
-              throw new ModelLoadError(`${job.name}: repacked part ${part.id} is [${q.n}, ${q.k}] ${q.bits}-bit/${q.blockSize}, expected [${part.n}, ${job.k}] ${job.bits}-bit/${job.blockSize}`);
-            }
-            put(q);
-          } else {
-            streamQuantize(part.loc, job.bits, job.blockSize, put);
-          }
-        }
+    const progress = (rows: number) => {
+      done += rows;
+      if (onProgress && (done - lastReport) / total > 0.01) {
+        lastReport = done;
+        onProgress(done / total);
       }
+    };
+    try {
+      for (const { task, part } of packed) {
+        const q = part.repack();
+        if (q.k !== task.k || q.bits !== task.bits || q.blockSize !== task.blockSize || q.n !== task.n) {
+          throw new ModelLoadError(`${task.name}: repacked part ${part.id} is [${q.n}, ${q.k}] ${q.bits}-bit/${q.blockSize}, expected [${task.n}, ${task.k}] ${task.bits}-bit/${task.blockSize}`);
+        }
+        putRows(fd, task, 0, q);
+        progress(q.n);
+      }
+      const bytes = floatTasks.reduce((a, t) => a + t.loc!.length, 0);
+      if (threads > 1 && floatTasks.length > 1 && bytes > parallelMinBytes) await quantizeInWorkers(partial, floatTasks, threads, progress);
+      else for (const t of floatTasks) quantizePart(fd, t, progress);
       closeSync(fd);
     } catch (e) {
       closeSync(fd);
@@ -171,13 +185,77 @@ export class QuantFile {
   }
 }
 
-/** Quantizes a float [n, k] tensor a chunk of rows at a time, handing each quantized chunk to `put`. */
-function streamQuantize(loc: TensorLocation, bits: NBits, blockSize: number, put: (q: NBitsWeight) => void): void {
+/** Below this many bytes of float weights, starting threads costs more than it saves. */
+const PARALLEL_MIN_BYTES = 64 << 20;
+
+/** Spreads the tasks over `threads` workers, largest first to the least loaded, and waits for them all. */
+async function quantizeInWorkers(file: string, tasks: PartTask[], threads: number, progress: (rows: number) => void): Promise<void> {
+  const shares: PartTask[][] = Array.from({ length: threads }, () => []);
+  const load = new Array<number>(threads).fill(0);
+  for (const t of [...tasks].sort((a, b) => b.loc!.length - a.loc!.length)) {
+    const i = load.indexOf(Math.min(...load));
+    shares[i]!.push(t);
+    load[i]! += t.loc!.length;
+  }
+  const workers = shares.filter((s) => s.length > 0).map((share) => new Worker(new URL('./quantWorker.js', import.meta.url), { workerData: { file, tasks: share } }));
+  try {
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            w.on('message', (m: { rows?: number; error?: string }) => {
+              if (m.error) reject(new ModelLoadError(m.error));
+              else if (m.rows) progress(m.rows);
+              else resolve();
+            });
+            w.on('error', reject);
+            w.on('exit', (code) => (code === 0 ? resolve() : reject(new ModelLoadError(`a quantization thread exited with code ${code}`))));
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
+/** One part of a weight and where its rows go in the file (zeroPoints -1: none). */
+export interface PartTask {
+  name: string;
+  bits: NBits;
+  blockSize: number;
+  n: number;
+  k: number;
+  b: number;
+  scales: number;
+  zeroPoints: number;
+  /** The float tensor to quantize; null for a repacked one. */
+  loc: TensorLocation | null;
+}
+
+/** Writes quantized rows `row0..row0+q.n` of a part at its offsets. */
+function putRows(fd: number, t: PartTask, row0: number, q: NBitsWeight): void {
+  const L = nbitsLayout(t.bits, t.blockSize, t.k);
+  writeAll(fd, q.b, t.b + row0 * L.rowBytes);
+  writeAll(fd, new Uint8Array(q.scales.buffer, q.scales.byteOffset, q.scales.byteLength), t.scales + row0 * L.kBlocks * 4);
+  if (t.zeroPoints >= 0) {
+    // A part whose zero points all equal the implied one comes without them.
+    const zp = q.zeroPoints ?? packZeroPoints(q.bits, q.n, L.kBlocks, new Uint8Array(q.n * L.kBlocks).fill(L.defaultZero));
+    writeAll(fd, zp, t.zeroPoints + row0 * L.zpRowBytes);
+  } else if (q.zeroPoints) {
+    throw new ModelLoadError(`${t.name}: unexpected zero points`);
+  }
+}
+
+/** Quantizes a float part a chunk of rows at a time, straight from its safetensors file into `fd`. */
+export function quantizePart(fd: number, t: PartTask, progress: (rows: number) => void): void {
+  const loc = t.loc!;
   const { dtype, k } = floatMatrix(loc);
-  readRowChunks(loc, CHUNK_BYTES, (_, rows) => {
-    const q = allocNBits(rows.length / (loc.length / loc.shape[0]!), k, bits, blockSize);
+  const rowBytes = loc.length / t.n;
+  readRowChunks(loc, CHUNK_BYTES, (row0, rows) => {
+    const q = allocNBits(rows.length / rowBytes, k, t.bits, t.blockSize);
     quantizeRowsInto(q, 0, rows, dtype);
-    put(q);
+    putRows(fd, t, row0, q);
+    progress(q.n);
   });
 }
 

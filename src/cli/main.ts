@@ -49,7 +49,7 @@ program.name('iris').description('Iris: an OpenAI-compatible vision-language mod
 const generate = program
   .command('generate')
   .description('Answer one prompt about zero or more images, then exit')
-  .option('--model-path <dir>', `Hugging Face model folder (config.json, *.safetensors, tokenizer files); default: the built-in ${BUILTIN_MODEL_NAME}`)
+  .option('--model-path <path>', `a Hugging Face model folder or Hub model id (ORG/NAME); default: the built-in ${BUILTIN_MODEL_NAME}`)
   .option('--image <file>', 'an image (path, URL or data URI); repeat for several, in order', (v: string, acc: string[]) => [...acc, v], [] as string[])
   .requiredOption('--prompt <text>', 'the user message text; the images come before it in the turn')
   .option('--max-tokens <n>', 'largest number of tokens to generate', int, 128)
@@ -69,7 +69,7 @@ const generate = program
 const serve = program
   .command('serve')
   .description('Serve the model over HTTP with OpenAI- and SGLang-compatible APIs')
-  .option('--model-path <dir>', `Hugging Face model folder (config.json, *.safetensors, tokenizer files); default: the built-in ${BUILTIN_MODEL_NAME}, a tiny model that describes pictures of shapes`)
+  .option('--model-path <path>', `a Hugging Face model folder or Hub model id (ORG/NAME); default: the built-in ${BUILTIN_MODEL_NAME}, a tiny model that describes pictures of shapes`)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on (0 picks a free one)', int, 30000)
   .option('--chat-template <file>', "a chat template file (Jinja) to use instead of the model's")

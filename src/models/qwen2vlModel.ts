@@ -4,6 +4,7 @@ import { sessionQuant, quantPolicies } from '../runtime/quant/policy.js';
 import { GraphSession, i64 } from '../runtime/session.js';
 import { WeightStore } from '../runtime/weights.js';
 import { ModelConfig } from './config.js';
+import { layoutBatch } from './batchLayout.js';
 import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from './model.js';
 import { mropeAxes, promptPositions, textInvFreq, writeRopeRows } from './mrope.js';
 import { qwen2_5_vlVision } from './qwen2_5_vl.js';
@@ -11,8 +12,6 @@ import { qwen2_vlVision } from './qwen2_vl.js';
 import { TEXT_INPUTS, buildQwen2TextGraph } from './qwen2Text.js';
 import { VISION_INPUTS, buildQwenVisionGraph } from './qwenVision.js';
 import { GridThw, buildVisionLayout } from './visionLayout.js';
-
-const MASK_MIN = -3.4028234663852886e38;
 
 /** Released checkpoints use `model.*` / `visual.*`; newer transformers save `model.language_model.*` / `model.visual.*`. */
 function weightPrefixes(store: WeightStore): { text: string; vision: string } {
@@ -128,69 +127,19 @@ export class Qwen2VLModel implements VisionLanguageModel {
     return promptPositions(ids, images, this.config.vision.spatialMergeSize);
   }
 
-  /**
-   * Runs the decoder over several sequences' new tokens. Padded: one graph batch
-   * row per sequence (right for decode steps, where every sequence has one token).
-   * Packed: all new tokens in one row, each attending only to its own past and
-   * its own earlier tokens (right for mixing prefill chunks with decodes: no padding,
-   * and the weights are read once for the whole step).
-   */
+  /** Runs the decoder over several sequences' new tokens, padded or packed (see layoutBatch). */
   async forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts: { packed?: boolean } = {}): Promise<Float32Array> {
     const tc = this.config.text;
-    const ps = this.pageSize;
-    const K = seqs.length;
-    const packed = Boolean(opts.packed) && K > 1;
-    const B = packed ? 1 : K;
-    const lens = seqs.map((s) => s.ids.length);
-    const pastPages = seqs.map((s) => Math.ceil(s.pastLen / ps));
-    const S = packed ? lens.reduce((a, b) => a + b, 0) : Math.max(...lens);
-    const P = Math.max(1, packed ? pastPages.reduce((a, b) => a + b, 0) : Math.max(...pastPages));
-    const T = P * ps + S;
     const D = tc.headDim;
     const Hd = tc.hiddenSize;
-
-    const ids = new BigInt64Array(B * S);
-    const select = new BigInt64Array(B * S);
+    const { B, S, P, T, ids, select, blockTable, mask, lastIndex, rowOf, lens } = layoutBatch(seqs, this.pageSize, Boolean(opts.packed));
+    const K = seqs.length;
     const cos = new Float32Array((B * S * D) / 2);
     const sin = new Float32Array((B * S * D) / 2);
-    const blockTable = new BigInt64Array(B * P);
-    const mask = new Float32Array(B * S * T).fill(MASK_MIN);
-    const lastIndex = new BigInt64Array(K);
-    const extraRows = extraEmbeds.length / Hd;
-    // Where each sequence sits: its first token row and first block-table slot.
-    const rowOf = new Array<number>(K);
-
-    let tokenOff = 0;
-    let blockOff = 0;
-    seqs.forEach((seq, k) => {
-      const n = lens[k]!;
-      const b = packed ? 0 : k;
-      const row0 = b * S + (packed ? tokenOff : 0);
-      const blk0 = packed ? blockOff : 0;
-      rowOf[k] = row0;
-      // Rows this sequence fills; in padded mode the padding rows repeat its last real row.
-      const rows = packed ? n : S;
-      for (let s = 0; s < rows; s++) {
-        const idx = row0 + s;
-        const real = s < n;
-        ids[idx] = BigInt(real ? seq.ids[s]! : 0);
-        const er = real && seq.embedRows ? seq.embedRows[s]! : -1;
-        select[idx] = BigInt(er >= 0 ? B * S + er : idx);
-        const qs = Math.min(s, n - 1);
-        const base = idx * T;
-        mask.fill(0, base + blk0 * ps, base + blk0 * ps + seq.pastLen);
-        const newBase = base + P * ps + (row0 - b * S);
-        mask.fill(0, newBase, newBase + qs + 1);
-      }
-      writeRopeRows(this.invFreq, this.axes, (t, a) => seq.positions[a * n + t]!, n, cos, sin, row0);
-      for (let p = 0; p < pastPages[k]!; p++) blockTable[b * P + blk0 + p] = BigInt(seq.pages[p]!);
-      lastIndex[k] = BigInt(row0 + n - 1);
-      tokenOff += n;
-      blockOff += pastPages[k]!;
-    });
+    seqs.forEach((seq, k) => writeRopeRows(this.invFreq, this.axes, (t, a) => seq.positions[a * lens[k]! + t]!, lens[k]!, cos, sin, rowOf[k]!));
 
     const I = TEXT_INPUTS;
-    const extra = extraRows > 0 ? extraEmbeds : new Float32Array(Hd);
+    const extra = extraEmbeds.length > 0 ? extraEmbeds : new Float32Array(Hd);
     const feeds: Parameters<GraphSession['run']>[0] = {
       [I.ids]: { data: ids, dims: [B, S] },
       [I.extraEmbeds]: { data: extra, dims: [extra.length / Hd, Hd] },

@@ -81,13 +81,29 @@ export function rotaryPerToken(g: GraphBuilder, x: string, tokenIndex: string, c
 }
 
 /**
- * Softmax attention with an additive mask, in float32 as the reference's eager path.
- * q: [..., Sq, D], k and v: [..., Sk, D] of the given rank; mask broadcasts to [..., Sq, Sk].
+ * Attention of B rows of S new tokens to their past in the engine's KV page pool and to
+ * themselves, in float32 as the reference's eager path. q: [B, S, H * D]; kNew, vNew:
+ * [B, S, KV * D] (k already rotated); caches: [pool_pages, page, KV * D] gathered by
+ * blockTable [B, pages]; mask: additive [B, 1, 1, S, pages * page + S]. Query heads are
+ * grouped by the KV head they share. Returns [B, S, H * D].
  */
-export function maskedAttention(g: GraphBuilder, q: string, k: string, v: string, mask: string, headDim: number, rank: number): string {
-  const perm = Array.from({ length: rank }, (_, i) => i);
-  perm[rank - 2] = rank - 1;
-  perm[rank - 1] = rank - 2;
-  const scores = g.mul(g.matmul(q, g.transpose(k, perm)), g.scalarFloat(1 / Math.sqrt(headDim)));
-  return g.matmul(g.softmax(g.add(scores, mask), -1), v);
+export function pagedAttention(
+  g: GraphBuilder,
+  a: { q: string; kNew: string; vNew: string; kCache: string; vCache: string; blockTable: string; mask: string },
+  heads: number,
+  kvHeads: number,
+  headDim: number,
+): string {
+  const D = headDim;
+  const KV = kvHeads;
+  // [B, S, g * KV * D] -> [B, KV, g, S, D]
+  const grouped = (y: string, groups: number) => g.transpose(g.reshape(y, [0, 0, KV, groups, D]), [0, 2, 3, 1, 4]);
+  // [B, pages, page, KV * D] -> [B, KV, 1, T, D]
+  const past = (cache: string) => g.transpose(g.reshape(g.gather(cache, a.blockTable, 0), [0, -1, KV, 1, D]), [0, 2, 3, 1, 4]);
+  const kAll = g.concat([past(a.kCache), grouped(a.kNew, 1)], 3);
+  const vAll = g.concat([past(a.vCache), grouped(a.vNew, 1)], 3);
+  const qg = grouped(a.q, heads / KV);
+  const scores = g.mul(g.matmul(qg, g.transpose(kAll, [0, 1, 2, 4, 3])), g.scalarFloat(1 / Math.sqrt(D)));
+  const attn = g.matmul(g.softmax(g.add(scores, a.mask), -1), vAll);
+  return g.reshape(g.transpose(attn, [0, 3, 1, 2, 4]), [0, 0, heads * D]);
 }

@@ -2,7 +2,7 @@ import { GraphBuilder } from '../runtime/onnx/graph.js';
 import { DataType } from '../runtime/onnx/model.js';
 import { SessionQuant, SessionWeights, WeightStore } from '../runtime/weights.js';
 import { TextConfig } from './config.js';
-import { LayerCtx, fusedLinear, gatedMlp, linear, rmsNorm, rotaryPerToken } from './layers.js';
+import { LayerCtx, fusedLinear, gatedMlp, linear, pagedAttention, rmsNorm, rotaryPerToken } from './layers.js';
 
 export const TEXT_INPUTS = {
   ids: 'input_ids',
@@ -32,7 +32,6 @@ export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix:
   const w = new SessionWeights(store, g, quant);
   const ctx: LayerCtx = { g, w };
   const { hiddenSize: Hd, numHeads: H, numKvHeads: KV, headDim: D } = cfg;
-  const rep = H / KV;
   const I = TEXT_INPUTS;
 
   const ids = g.input(I.ids, DataType.INT64, ['batch', 'new']);
@@ -58,8 +57,6 @@ export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix:
     const vCache = g.input(I.vCache(i), DataType.FLOAT, ['pool_pages', pageSize, KV * D]);
     x = g.withScope(`layer${i}`, () => {
       const h = rmsNorm(ctx, x, `${p}.input_layernorm.weight`, Hd, cfg.rmsNormEps);
-      // [B, S, g * KV * D] -> [B, KV, g, S, D]: query heads grouped by the KV head they share.
-      const grouped = (y: string, groups: number) => g.transpose(g.reshape(y, [0, 0, KV, groups, D]), [0, 2, 3, 1, 4]);
       const attnP = `${p}.self_attn`;
       const qkv = fusedLinear(ctx, h, [`${attnP}.q_proj`, `${attnP}.k_proj`, `${attnP}.v_proj`], Hd, [H * D, KV * D, KV * D], true);
       // The new tokens' K (rotated) and V are graph outputs, which the engine writes into its pages.
@@ -70,14 +67,7 @@ export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix:
       g.output(kFlat, I.kNew(i), DataType.FLOAT, ['batch', 'new', KV * D]);
       g.output(vFlat, I.vNew(i), DataType.FLOAT, ['batch', 'new', KV * D]);
 
-      // Past keys/values: [B, pages, page, KV*D] -> [B, KV, 1, T, D], then the new ones appended.
-      const past = (cache: string) => g.transpose(g.reshape(g.gather(cache, blockTable, 0), [0, -1, KV, 1, D]), [0, 2, 3, 1, 4]);
-      const kAll = g.concat([past(kCache), grouped(kFlat, 1)], 3);
-      const vAll = g.concat([past(vCache), grouped(vFlat, 1)], 3);
-      const qg = grouped(qFlat, rep);
-      const scores = g.mul(g.matmul(qg, g.transpose(kAll, [0, 1, 2, 4, 3])), g.scalarFloat(1 / Math.sqrt(D)));
-      const attn = g.matmul(g.softmax(g.add(scores, mask), -1), vAll);
-      const o = g.reshape(g.transpose(attn, [0, 3, 1, 2, 4]), [0, 0, H * D]);
+      const o = pagedAttention(g, { q: qFlat, kNew: kFlat, vNew: vFlat, kCache, vCache, blockTable, mask }, H, KV, D);
       const x1 = g.add(x, linear(ctx, o, `${p}.self_attn.o_proj`, H * D, Hd, false));
       const h2 = rmsNorm(ctx, x1, `${p}.post_attention_layernorm.weight`, Hd, cfg.rmsNormEps);
       return g.add(x1, gatedMlp(ctx, h2, `${p}.mlp`, Hd, cfg.intermediateSize, 'silu', false));

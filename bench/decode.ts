@@ -42,7 +42,8 @@ import { loadQwen2VLProcessorConfig, preprocessQwen2VL } from '../src/multimodal
 import { GraphBuilder } from '../src/runtime/onnx/graph.js';
 import { DataType } from '../src/runtime/onnx/model.js';
 import { GraphSession } from '../src/runtime/session.js';
-import { SessionWeights, WeightStore } from '../src/runtime/weights.js';
+import { WeightStore } from '../src/runtime/weightStore.js';
+import { SessionWeights } from '../src/runtime/sessionWeights.js';
 import { defaultCheckpointDir, ensureCheckpoint } from './checkpoint.js';
 
 const THREADS = 2;

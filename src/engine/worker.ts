@@ -2,7 +2,7 @@ import { parentPort } from 'node:worker_threads';
 import { IrisError, ModelLoadError } from '../errors.js';
 import { loadModelConfig } from '../models/config.js';
 import { loadModel, residentBytesByMode } from '../models/registry.js';
-import { WeightStore } from '../runtime/weights.js';
+import { WeightStore } from '../runtime/weightStore.js';
 import { readGenerationConfig } from './generationConfig.js';
 import { KvPagePool } from './kvPool.js';
 import { QUANT_MODES, memoryFacts, planMemory } from './memoryPlan.js';

@@ -1,5 +1,5 @@
 import { GraphBuilder } from '../runtime/onnx/graph.js';
-import { SessionWeights } from '../runtime/weights.js';
+import { SessionWeights } from '../runtime/sessionWeights.js';
 
 /**
  * Building blocks shared by the architectures: norms, MLPs, rotary embedding

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { KvPagePool } from '../engine/kvPool.js';
 import { sessionQuant, quantPolicies } from '../runtime/quant/policy.js';
 import { GraphSession, i64 } from '../runtime/session.js';
-import { WeightStore } from '../runtime/weights.js';
+import { WeightStore } from '../runtime/weightStore.js';
 import { ModelConfig } from './config.js';
 import { layoutBatch } from './batchLayout.js';
 import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from './model.js';

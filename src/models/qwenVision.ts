@@ -1,6 +1,7 @@
 import { GraphBuilder } from '../runtime/onnx/graph.js';
 import { DataType } from '../runtime/onnx/model.js';
-import { SessionQuant, SessionWeights, WeightStore } from '../runtime/weights.js';
+import { WeightStore } from '../runtime/weightStore.js';
+import { SessionQuant, SessionWeights } from '../runtime/sessionWeights.js';
 import { VisionConfig } from './config.js';
 import { LayerCtx, applyRotary, linear } from './layers.js';
 

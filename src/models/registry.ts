@@ -1,6 +1,6 @@
 import { ModelLoadError } from '../errors.js';
 import type { QuantMode } from '../engine/memoryPlan.js';
-import { WeightStore } from '../runtime/weights.js';
+import { WeightStore } from '../runtime/weightStore.js';
 import { ModelConfig } from './config.js';
 import { ModelLoadOptions, VisionLanguageModel } from './model.js';
 import { Qwen2VLModel } from './qwen2vlModel.js';

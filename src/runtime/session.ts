@@ -1,6 +1,6 @@
 import ort from 'onnxruntime-node';
 import { GraphBuilder } from './onnx/graph.js';
-import { SessionWeights } from './weights.js';
+import { SessionWeights } from './sessionWeights.js';
 
 export interface RuntimeOptions {
   /** Threads for one op (ORT intra-op pool); 0 lets ORT choose. */

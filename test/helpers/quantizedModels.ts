@@ -13,7 +13,7 @@ import { Qwen2VLModel } from '../../src/models/qwen2vlModel.js';
 import { dequantize } from '../../src/runtime/quant/nbits.js';
 import { quantizeRaw } from '../../src/runtime/quant/rawRows.js';
 import { readTensorBytes } from '../../src/runtime/safetensors.js';
-import { WeightStore } from '../../src/runtime/weights.js';
+import { WeightStore } from '../../src/runtime/weightStore.js';
 import { RawTensor, packAwq, packGptq, randomHalfScales, randomInts, referenceWeights, rng, writeSafetensors } from './quantCheckpoints.js';
 
 const f32 = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);

@@ -10,7 +10,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModelConfig } from '../../src/models/config.js';
 import { readSafetensorsHeader } from '../../src/runtime/safetensors.js';
-import { WeightStore } from '../../src/runtime/weights.js';
+import { WeightStore } from '../../src/runtime/weightStore.js';
 import { CheckpointOptions, PRESETS, PyFloat, defaultMropeSection, f32BitsToBf16, f32BitsToF16, pythonJson, writeCheckpoint } from '../../tools/checkpoint.js';
 import { cleanupCheckpoints, freshCheckpoint, tinyCheckpoint } from '../helpers/checkpoints.js';
 import { fixturePath, projectRoot } from '../helpers/paths.js';

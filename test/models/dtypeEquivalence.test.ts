@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WeightStore } from '../../src/runtime/weights.js';
+import { WeightStore } from '../../src/runtime/weightStore.js';
 import type { Arch, CheckpointOptions } from '../../tools/checkpoint.js';
 import {
   GREEDY_8,

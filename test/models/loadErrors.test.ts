@@ -11,7 +11,7 @@ import { Engine } from '../../src/engine/engine.js';
 import { IrisError, ModelLoadError } from '../../src/errors.js';
 import { loadModelConfig } from '../../src/models/config.js';
 import { loadModel } from '../../src/models/registry.js';
-import { WeightStore } from '../../src/runtime/weights.js';
+import { WeightStore } from '../../src/runtime/weightStore.js';
 import { cleanupCheckpoints, freshCheckpoint } from '../helpers/checkpoints.js';
 import type { CheckpointOptions } from '../../tools/checkpoint.js';
 

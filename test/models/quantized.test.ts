@@ -7,7 +7,7 @@ import { ModelLoadOptions, VisionLanguageModel } from '../../src/models/model.js
 import { loadModel } from '../../src/models/registry.js';
 import { decodeImage } from '../../src/multimodal/decode.js';
 import { ProcessedImage, loadImageProcessor } from '../../src/multimodal/processor.js';
-import { WeightStore } from '../../src/runtime/weights.js';
+import { WeightStore } from '../../src/runtime/weightStore.js';
 import { argmax, caseImages, goldenCase, goldenCaseNames, maxAbsDiff } from '../helpers/golden.js';
 import { fixturePath } from '../helpers/paths.js';
 import { greedyAfter, prefillPrompt } from '../helpers/prefill.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { IrisError } from '../../src/errors.js';
 import { Engine } from '../../src/engine/engine.js';
 import { loadModelConfig } from '../../src/models/config.js';
-import { WeightStore } from '../../src/runtime/weights.js';
+import { WeightStore } from '../../src/runtime/weightStore.js';
 import type { CheckpointOptions } from '../../tools/checkpoint.js';
 import {
   GREEDY_8,

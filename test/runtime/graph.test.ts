@@ -4,7 +4,8 @@ import { basename } from 'node:path';
 import { GraphBuilder } from '../../src/runtime/onnx/graph.js';
 import { DataType } from '../../src/runtime/onnx/model.js';
 import { GraphSession, i64 } from '../../src/runtime/session.js';
-import { SessionWeights, WeightStore } from '../../src/runtime/weights.js';
+import { WeightStore } from '../../src/runtime/weightStore.js';
+import { SessionWeights } from '../../src/runtime/sessionWeights.js';
 import { fixturePath } from '../helpers/paths.js';
 
 test('a graph gathers rows of a checkpoint tensor read as external data', async () => {

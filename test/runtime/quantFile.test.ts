@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { loadModelConfig } from '../../src/models/config.js';
 import { buildQwen2TextGraph } from '../../src/models/qwen2Text.js';
 import { quantPolicies, sessionQuant } from '../../src/runtime/quant/policy.js';
-import { WeightStore } from '../../src/runtime/weights.js';
+import { WeightStore } from '../../src/runtime/weightStore.js';
 import { fixturePath } from '../helpers/paths.js';
 
 const MODEL = fixturePath('golden/qwen2_vl/model');

@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import type { QuantMode } from '../../engine/memoryPlan.js';
-import type { QuantPolicy, SessionQuant, WeightStore } from '../weights.js';
+import type { WeightStore } from '../weightStore.js';
+import type { QuantPolicy, SessionQuant } from '../sessionWeights.js';
 import type { NBits } from './nbits.js';
 import { QuantFile, irisCacheDir } from './quantFile.js';
 

@@ -657,7 +657,8 @@ async function baseBench(dir: string, ckpt: { reused: boolean; seconds: number }
   log('Engine.load');
   const rssBeforeLoad = peakRssBytes();
   const tLoad = now();
-  const engine = await Engine.load({ modelPath: dir, threads: THREADS, maxTotalTokens: 4096, quantization: 'none' });
+  // Images at full size, so the cross-check below encodes the same 6,256 patches as the vision child.
+  const engine = await Engine.load({ modelPath: dir, threads: THREADS, maxTotalTokens: 4096, quantization: 'none', imageMaxTokens: 0 });
   const loadSeconds = (now() - tLoad) / 1000;
   const rssAfterLoad = peakRssBytes();
   const fp32Bytes = engine.info.weightBytes * 2; // every weight is BF16 on disk, float32 in memory

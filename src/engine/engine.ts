@@ -156,12 +156,12 @@ export class Engine {
    */
   static async load(opts: EngineLoadOptions): Promise<Engine> {
     const resolved = await resolveModelPath(opts.modelPath, { revision: opts.revision, onProgress: opts.onDownloadProgress, warn: (line) => opts.onNotice?.(line, 'warning') });
-    const modelPath = resolved.dir;
-    const config = loadModelConfig(modelPath);
-    const tokenizer = TextTokenizer.load(modelPath);
-    const chatTemplate = ChatTemplate.load(modelPath, opts.chatTemplate);
-    const processor = loadImageProcessor(modelPath, config.modelType);
-    const generation = readGenerationConfig(modelPath);
+    const dir = resolved.dir;
+    const config = loadModelConfig(dir);
+    const tokenizer = TextTokenizer.load(dir);
+    const chatTemplate = ChatTemplate.load(dir, opts.chatTemplate);
+    const processor = loadImageProcessor(dir, config.modelType);
+    const generation = readGenerationConfig(dir);
     const imageLimits: ImageLimits = {
       ...DEFAULT_MEDIA_LIMITS,
       allowedLocalMediaPath: 'any',
@@ -170,7 +170,7 @@ export class Engine {
       ...opts.imageLimits,
     };
     const { chatTemplate: _t, imageLimits: _l, onProgress, lowDetailMaxPixels: _d, imageMaxTokens: _m, revision: _r, onDownloadProgress: _p, onNotice, ...rest } = opts;
-    const workerOpts: EngineOptions = { ...rest, modelPath };
+    const workerOpts: EngineOptions = { ...rest, modelPath: dir };
     const worker = new Worker(new URL('./worker.js', import.meta.url));
     const info = await new Promise<ModelInfo>((resolve, reject) => {
       const done = () => {
@@ -185,8 +185,8 @@ export class Engine {
       };
       // A crash of the worker itself (out of memory, a native error) must not leave the
       // caller waiting or a half-loaded worker behind.
-      const onCrash = (e: Error) => fail(new ModelLoadError(`the engine failed while loading ${modelPath}: ${e.message}`));
-      const onExit = (code: number) => fail(new ModelLoadError(`the engine exited (code ${code}) while loading ${modelPath}`));
+      const onCrash = (e: Error) => fail(new ModelLoadError(`the engine failed while loading ${opts.modelPath}: ${e.message}`));
+      const onExit = (code: number) => fail(new ModelLoadError(`the engine exited (code ${code}) while loading ${opts.modelPath}`));
       const onMsg = (m: FromWorker) => {
         if (m.type === 'progress') {
           if (m.notice) onNotice?.(m.what, m.notice);
@@ -202,7 +202,7 @@ export class Engine {
       worker.once('exit', onExit);
       worker.postMessage({ type: 'init', options: workerOpts } satisfies ToWorker);
     });
-    return new Engine(worker, opts.modelPath, modelPath, config, tokenizer, chatTemplate, processor, generation, info, imageLimits, opts.lowDetailMaxPixels ?? 128 * 28 * 28, opts.imageMaxTokens ?? DEFAULT_IMAGE_MAX_TOKENS);
+    return new Engine(worker, opts.modelPath, dir, config, tokenizer, chatTemplate, processor, generation, info, imageLimits, opts.lowDetailMaxPixels ?? 128 * 28 * 28, opts.imageMaxTokens ?? DEFAULT_IMAGE_MAX_TOKENS);
   }
 
   /** Generates a whole completion. */

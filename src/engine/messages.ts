@@ -1,5 +1,4 @@
 import type { QuantMode } from './memoryPlan.js';
-import { GridThw } from '../models/visionLayout.js';
 import { SamplingParams } from './samplingParams.js';
 
 /** Typed messages between the Engine (main thread) and the engine worker. */
@@ -33,7 +32,8 @@ export interface EngineOptions {
 
 export interface ImageForEngine {
   pixelValues: Float32Array;
-  grid: GridThw;
+  /** The family's layout numbers of the image (opaque to the engine; part of its cache keys). */
+  grid: number[];
   /** Index of the image's first placeholder token in the prompt. */
   start: number;
   /** Placeholder tokens the image takes. */

@@ -303,13 +303,14 @@ export class Scheduler {
   private slice(seq: Sequence, from: number, n: number, extra: Float32Array[], extraRows: { count: number }): ForwardSeq {
     const hidden = this.model.config.text.hiddenSize;
     const ids = new Int32Array(n);
-    const positions = new Int32Array(3 * n);
+    const axes = this.model.positionAxes;
+    const positions = new Int32Array(axes * n);
     let rows: Int32Array | undefined;
     const base = new Map<number, number>();
     for (let j = 0; j < n; j++) {
       const i = from + j;
       ids[j] = seq.tokenAt(i);
-      for (let a = 0; a < 3; a++) positions[a * n + j] = seq.position(i, a);
+      for (let a = 0; a < axes; a++) positions[a * n + j] = seq.position(i, a);
       if (i < seq.promptIds.length) {
         const at = seq.imageAt(i);
         if (at) {

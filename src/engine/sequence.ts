@@ -1,4 +1,3 @@
-import { GridThw } from '../models/visionLayout.js';
 import { ImageForEngine, StepToken } from './messages.js';
 import { SamplerState } from './sampler.js';
 
@@ -6,7 +5,7 @@ import { SamplerState } from './sampler.js';
 const IMAGE_KEY_BASE = 1 << 30;
 
 /** A stable 30-bit number per (image content, grid): the image's tokens' prefix-cache key. */
-export function imageKey(hash: string, grid: GridThw): number {
+export function imageKey(hash: string, grid: number[]): number {
   let h = 0x811c9dc5;
   const s = `${hash}|${grid.join('x')}`;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
@@ -26,7 +25,7 @@ export class Sequence {
   readonly output: number[] = [];
   /** Prefix-cache keys of every token (prompt with image keys, then outputs). */
   readonly keys: number[];
-  /** Prompt positions [3][promptLen] and the position after the prompt; set at admission. */
+  /** Prompt positions [axes][promptLen] and the position after the prompt; set at admission. */
   promptPositions: Int32Array | null = null;
   promptNext = 0;
   /** Per image: its embeddings while its tokens still need computing. */

@@ -2,18 +2,21 @@ import type { QuantMode } from '../engine/memoryPlan.js';
 import { KvPagePool } from '../engine/kvPool.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import { ModelConfig } from './config.js';
-import { GridThw } from './visionLayout.js';
 
+/**
+ * One image as its family's processor prepared it: pixel values, and `grid`, the layout
+ * numbers the family needs to encode it and place its tokens (e.g. [t, h, w] patches for
+ * Qwen2-VL). The engine treats `grid` as opaque: it only keys caches by it.
+ */
 export interface ImageInput {
-  /** [patches, C*T*P*P] as the processor produced it. */
   pixelValues: Float32Array;
-  grid: GridThw;
+  grid: number[];
 }
 
 /** One sequence's share of a forward pass: its new tokens on top of its cached past. */
 export interface ForwardSeq {
   ids: ArrayLike<number>;
-  /** [3][ids.length], axis-major (t, h, w) positions of the new tokens. */
+  /** [positionAxes][ids.length], axis-major positions of the new tokens. */
   positions: Int32Array;
   /** Per new token, the row of `extraEmbeds` replacing its embedding, or -1. */
   embedRows?: Int32Array;
@@ -28,8 +31,10 @@ export interface VisionLanguageModel {
   readonly pageSize: number;
   /** Image embeddings in the text width, one [tokens, hidden] array per image. */
   encodeImages(images: ImageInput[]): Promise<Float32Array[]>;
-  /** 3-axis positions of a prompt whose images start at the given token indices. */
-  promptPositions(ids: ArrayLike<number>, images: Array<{ start: number; grid: GridThw }>): { positions: Int32Array; next: number };
+  /** Position axes per token: 1 for most families, 3 for M-RoPE (t, h, w). */
+  readonly positionAxes: number;
+  /** [positionAxes][ids.length] positions of a prompt whose images start at the given token indices, and the next position. */
+  promptPositions(ids: ArrayLike<number>, images: Array<{ start: number; grid: number[] }>): { positions: Int32Array; next: number };
   /** Runs the decoder; writes new K/V into the pool; returns last-token logits [B, vocab]. */
   forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts?: { packed?: boolean }): Promise<Float32Array>;
   release(): Promise<void>;

@@ -75,7 +75,7 @@ export class Qwen2VLModel implements VisionLanguageModel {
 
   private async encodeSameSize(images: ImageInput[]): Promise<Float32Array[]> {
     const vc = this.config.vision;
-    const layout = buildVisionLayout(images.map((i) => i.grid), vc);
+    const layout = buildVisionLayout(images.map((i) => i.grid as GridThw), vc);
     const patchDim = vc.inChannels * vc.temporalPatchSize * vc.patchSize * vc.patchSize;
     // Concatenate the images' patches and put them in the graph's (window) order.
     const all = new Float32Array(layout.numPatches * patchDim);
@@ -123,8 +123,10 @@ export class Qwen2VLModel implements VisionLanguageModel {
     return result;
   }
 
-  promptPositions(ids: ArrayLike<number>, images: Array<{ start: number; grid: GridThw }>): { positions: Int32Array; next: number } {
-    return promptPositions(ids, images, this.config.vision.spatialMergeSize);
+  readonly positionAxes = 3;
+
+  promptPositions(ids: ArrayLike<number>, images: Array<{ start: number; grid: number[] }>): { positions: Int32Array; next: number } {
+    return promptPositions(ids, images.map((i) => ({ start: i.start, grid: i.grid as GridThw })), this.config.vision.spatialMergeSize);
   }
 
   /** Runs the decoder over several sequences' new tokens, padded or packed (see layoutBatch). */

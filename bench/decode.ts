@@ -30,11 +30,11 @@ import { QUANT_MODES, QuantMode, memoryFacts, planMemory } from '../src/engine/m
 import { residentBytesByMode } from '../src/models/registry.js';
 import { quantPolicies, sessionQuant } from '../src/runtime/quant/policy.js';
 import { nbitsLayout } from '../src/runtime/quant/nbits.js';
-import { loadModelConfig } from '../src/models/config.js';
-import { qwen2_5_vlVision } from '../src/models/qwen2_5_vl.js';
-import { qwen2_vlVision } from '../src/models/qwen2_vl.js';
-import { Qwen2VLModel } from '../src/models/qwen2vlModel.js';
-import { buildQwenVisionGraph } from '../src/models/qwenVision.js';
+import { loadModelConfig } from '../src/models/registry.js';
+import { qwen2_5_vlVision } from '../src/models/qwen2_vl/qwen2_5VlBlocks.js';
+import { qwen2_vlVision } from '../src/models/qwen2_vl/qwen2VlBlocks.js';
+import { Qwen2VLModel } from '../src/models/qwen2_vl/model.js';
+import { buildQwenVisionGraph } from '../src/models/qwen2_vl/vision.js';
 import { decodeImage } from '../src/multimodal/decode.js';
 import { PixelBufferPool } from '../src/multimodal/pixelBufferPool.js';
 import { followParent, relaunchWithHugePages } from '../src/cli/hugePages.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { KvPagePool } from '../../src/engine/kvPool.js';
 import { sampleToken, SamplerState } from '../../src/engine/sampler.js';
 import { DEFAULT_SAMPLING } from '../../src/engine/samplingParams.js';
-import { loadModelConfig } from '../../src/models/config.js';
+import { loadModelConfig } from '../../src/models/registry.js';
 import { ForwardSeq } from '../../src/models/model.js';
 import { loadModel } from '../../src/models/registry.js';
 import { writeCheckpoint } from '../../tools/checkpoint.js';

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { InvalidRequestError, IrisError, ModelLoadError } from '../errors.js';
-import { ModelConfig, loadModelConfig } from '../models/config.js';
+import { ModelConfig } from '../models/config.js';
+import { loadModelConfig } from '../models/registry.js';
 import { DEFAULT_MEDIA_LIMITS } from '../multimodal/fetchMedia.js';
 import { DecodedImageCache, ImageLimits, loadImages } from '../multimodal/loadImages.js';
 import { PixelBufferPool } from '../multimodal/pixelBufferPool.js';

@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import { IrisError, ModelLoadError } from '../errors.js';
-import { loadModelConfig } from '../models/config.js';
+import { loadModelConfig } from '../models/registry.js';
 import { loadModel, residentBytesByMode } from '../models/registry.js';
 import { WeightStore } from '../runtime/weightStore.js';
 import { readGenerationConfig } from './generationConfig.js';

@@ -1,8 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ModelLoadError } from '../errors.js';
 
-/** The text decoder's hyper-parameters (Qwen2 family naming). */
+/** The text decoder's hyper-parameters (Qwen2 family naming; families map their config.json onto these). */
 export interface TextConfig {
   hiddenSize: number;
   intermediateSize: number;
@@ -49,9 +48,9 @@ export interface ModelConfig {
   raw: Record<string, unknown>;
 }
 
-type Json = Record<string, any>;
+export type Json = Record<string, any>;
 
-function num(obj: Json, key: string, where: string, fallback?: number): number {
+export function num(obj: Json, key: string, where: string, fallback?: number): number {
   const v = obj[key];
   if (typeof v === 'number') return v;
   if (fallback !== undefined) return fallback;
@@ -65,94 +64,4 @@ export function readJson(path: string, what: string): Json {
   } catch (e) {
     throw new ModelLoadError(`${path} is not valid JSON: ${(e as Error).message}`);
   }
-}
-
-export const SUPPORTED_ARCHITECTURES = ['Qwen2_5_VLForConditionalGeneration', 'Qwen2VLForConditionalGeneration'];
-
-/** Reads config.json of a Qwen2-VL / Qwen2.5-VL checkpoint, accepting both spellings used in the wild. */
-export function loadModelConfig(modelDir: string): ModelConfig {
-  const raw = readJson(join(modelDir, 'config.json'), 'config.json');
-  const architecture = (raw.architectures?.[0] as string | undefined) ?? '';
-  if (!SUPPORTED_ARCHITECTURES.includes(architecture)) {
-    throw new ModelLoadError(
-      `unsupported architecture "${architecture || '(none)'}" in ${join(modelDir, 'config.json')}; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`,
-    );
-  }
-  // Newer transformers nest the text settings under text_config.
-  const t: Json = { ...raw, ...(raw.text_config ?? {}) };
-  const hiddenSize = num(t, 'hidden_size', '');
-  const numHeads = num(t, 'num_attention_heads', '');
-  const headDim = hiddenSize / numHeads;
-  const rs: Json = t.rope_scaling ?? raw.rope_scaling ?? {};
-  const section = rs.mrope_section as number[] | undefined;
-  if (!section || section.length !== 3) throw new ModelLoadError('config.json: rope_scaling.mrope_section must list three numbers');
-  if (section[0]! + section[1]! + section[2]! !== headDim / 2) {
-    throw new ModelLoadError(`config.json: mrope_section ${JSON.stringify(section)} must sum to head_dim/2 = ${headDim / 2}`);
-  }
-  const text: TextConfig = {
-    hiddenSize,
-    intermediateSize: num(t, 'intermediate_size', ''),
-    numLayers: num(t, 'num_hidden_layers', ''),
-    numHeads,
-    numKvHeads: num(t, 'num_key_value_heads', '', numHeads),
-    headDim,
-    vocabSize: num(t, 'vocab_size', ''),
-    rmsNormEps: num(t, 'rms_norm_eps', '', 1e-6),
-    ropeTheta: num(t, 'rope_theta', '', 1000000),
-    mropeSection: [section[0]!, section[1]!, section[2]!],
-    tieWordEmbeddings: Boolean(raw.tie_word_embeddings ?? t.tie_word_embeddings ?? false),
-    maxPositionEmbeddings: num(t, 'max_position_embeddings', '', 32768),
-  };
-  const v: Json = raw.vision_config ?? {};
-  const is25 = architecture === 'Qwen2_5_VLForConditionalGeneration';
-  let vision: VisionConfig;
-  const common = {
-    depth: num(v, 'depth', 'vision_config.'),
-    numHeads: num(v, 'num_heads', 'vision_config.'),
-    patchSize: num(v, 'patch_size', 'vision_config.', 14),
-    temporalPatchSize: num(v, 'temporal_patch_size', 'vision_config.', 2),
-    spatialMergeSize: num(v, 'spatial_merge_size', 'vision_config.', 2),
-    inChannels: num(v, 'in_chans', 'vision_config.', num(v, 'in_channels', 'vision_config.', 3)),
-  };
-  if (is25) {
-    vision = {
-      kind: 'qwen2_5_vl',
-      ...common,
-      hiddenSize: num(v, 'hidden_size', 'vision_config.'),
-      intermediateSize: num(v, 'intermediate_size', 'vision_config.'),
-      outHiddenSize: num(v, 'out_hidden_size', 'vision_config.'),
-      windowSize: num(v, 'window_size', 'vision_config.', 112),
-      fullAttBlockIndexes: (v.fullatt_block_indexes as number[] | undefined) ?? [],
-      activation: (v.hidden_act as 'silu') ?? 'silu',
-    };
-  } else {
-    // In Qwen2-VL, embed_dim is the vision width and hidden_size the merger output.
-    const embed = num(v, 'embed_dim', 'vision_config.');
-    vision = {
-      kind: 'qwen2_vl',
-      ...common,
-      hiddenSize: embed,
-      intermediateSize: embed * num(v, 'mlp_ratio', 'vision_config.', 4),
-      outHiddenSize: num(v, 'hidden_size', 'vision_config.'),
-      windowSize: 0,
-      fullAttBlockIndexes: [],
-      activation: (v.hidden_act as 'quick_gelu') ?? 'quick_gelu',
-    };
-  }
-  if (vision.outHiddenSize !== hiddenSize) {
-    throw new ModelLoadError(`config.json: vision output width ${vision.outHiddenSize} differs from text hidden_size ${hiddenSize}`);
-  }
-  const eos = raw.eos_token_id;
-  return {
-    architecture,
-    modelType: String(raw.model_type ?? ''),
-    text,
-    vision,
-    imageTokenId: num(raw, 'image_token_id', '', 151655),
-    videoTokenId: num(raw, 'video_token_id', '', 151656),
-    visionStartTokenId: num(raw, 'vision_start_token_id', '', 151652),
-    visionEndTokenId: num(raw, 'vision_end_token_id', '', 151653),
-    eosTokenIds: Array.isArray(eos) ? eos : typeof eos === 'number' ? [eos] : [],
-    raw,
-  };
 }

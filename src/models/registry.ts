@@ -1,18 +1,23 @@
 import { ModelLoadError } from '../errors.js';
 import type { QuantMode } from '../engine/memoryPlan.js';
 import { WeightStore } from '../runtime/weightStore.js';
-import { ModelConfig } from './config.js';
+import { join } from 'node:path';
+import { Json, ModelConfig, readJson } from './config.js';
 import { ModelLoadOptions, VisionLanguageModel } from './model.js';
-import { Qwen2VLModel } from './qwen2vlModel.js';
+import { parseQwen2VLConfig } from './qwen2_vl/config.js';
+import { Qwen2VLModel } from './qwen2_vl/model.js';
 
 type LoadedModel = VisionLanguageModel & { weightBytes: number; residentBytes: number };
+/** What the registry knows of a family: how to read its config.json, load it and size it. */
 interface Family {
+  parseConfig(raw: Json, architecture: string): ModelConfig;
   load(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): Promise<LoadedModel>;
   /** Bytes of weights the model would hold with these options, without reading them. */
   residentBytes(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): number;
 }
 
 const qwen2vl: Family = {
+  parseConfig: parseQwen2VLConfig,
   load: (s, c, o) => Qwen2VLModel.load(s, c, o),
   residentBytes: (s, c, o) => {
     const { vision, text } = Qwen2VLModel.graphs(s, c, o);
@@ -30,6 +35,16 @@ function family(config: ModelConfig): Family {
   const f = REGISTRY[config.architecture];
   if (!f) throw new ModelLoadError(`unsupported architecture ${config.architecture}`);
   return f;
+}
+
+/** Reads a checkpoint's config.json with the parser of the family its `architectures[0]` names. */
+export function loadModelConfig(modelDir: string): ModelConfig {
+  const file = join(modelDir, 'config.json');
+  const raw = readJson(file, 'config.json');
+  const architecture = (raw.architectures?.[0] as string | undefined) ?? '';
+  const f = REGISTRY[architecture];
+  if (!f) throw new ModelLoadError(`unsupported architecture "${architecture || '(none)'}" in ${file}; supported: ${Object.keys(REGISTRY).join(', ')}`);
+  return f.parseConfig(raw, architecture);
 }
 
 export async function loadModel(modelDir: string | WeightStore, config: ModelConfig, opts: ModelLoadOptions = {}): Promise<LoadedModel> {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../../src/engine/engine.js';
-import { loadModelConfig } from '../../src/models/config.js';
+import { loadModelConfig } from '../../src/models/registry.js';
 import { loadModel } from '../../src/models/registry.js';
 import { decodeImage } from '../../src/multimodal/decode.js';
 import { loadImageProcessor } from '../../src/multimodal/processor.js';

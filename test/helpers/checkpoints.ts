@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { Engine, EngineLoadOptions } from '../../src/engine/engine.js';
 import { KvPagePool } from '../../src/engine/kvPool.js';
-import { loadModelConfig } from '../../src/models/config.js';
+import { loadModelConfig } from '../../src/models/registry.js';
 import { loadModel } from '../../src/models/registry.js';
 import type { ChatMessage } from '../../src/tokenizer/chatMessages.js';
 import { CheckpointInfo, CheckpointOptions, writeCheckpoint } from '../../tools/checkpoint.js';

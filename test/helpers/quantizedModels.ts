@@ -8,8 +8,8 @@ import { copyFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { QuantMode } from '../../src/engine/memoryPlan.js';
-import { loadModelConfig } from '../../src/models/config.js';
-import { Qwen2VLModel } from '../../src/models/qwen2vlModel.js';
+import { loadModelConfig } from '../../src/models/registry.js';
+import { Qwen2VLModel } from '../../src/models/qwen2_vl/model.js';
 import { dequantize } from '../../src/runtime/quant/nbits.js';
 import { quantizeRaw } from '../../src/runtime/quant/rawRows.js';
 import { readTensorBytes } from '../../src/runtime/safetensors.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModelConfig } from '../../src/models/config.js';
+import { loadModelConfig } from '../../src/models/registry.js';
 import { readSafetensorsHeader } from '../../src/runtime/safetensors.js';
 import { WeightStore } from '../../src/runtime/weightStore.js';
 import { CheckpointOptions, PRESETS, PyFloat, defaultMropeSection, f32BitsToBf16, f32BitsToF16, pythonJson, writeCheckpoint } from '../../tools/checkpoint.js';

@@ -9,7 +9,7 @@ import { readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../../src/engine/engine.js';
 import { IrisError, ModelLoadError } from '../../src/errors.js';
-import { loadModelConfig } from '../../src/models/config.js';
+import { loadModelConfig } from '../../src/models/registry.js';
 import { loadModel } from '../../src/models/registry.js';
 import { WeightStore } from '../../src/runtime/weightStore.js';
 import { cleanupCheckpoints, freshCheckpoint } from '../helpers/checkpoints.js';

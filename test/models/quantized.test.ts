@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { QuantMode } from '../../src/engine/memoryPlan.js';
-import { loadModelConfig } from '../../src/models/config.js';
+import { loadModelConfig } from '../../src/models/registry.js';
 import { ModelLoadOptions, VisionLanguageModel } from '../../src/models/model.js';
 import { loadModel } from '../../src/models/registry.js';
 import { decodeImage } from '../../src/multimodal/decode.js';

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { IrisError } from '../../src/errors.js';
 import { Engine } from '../../src/engine/engine.js';
-import { loadModelConfig } from '../../src/models/config.js';
+import { loadModelConfig } from '../../src/models/registry.js';
 import { WeightStore } from '../../src/runtime/weightStore.js';
 import type { CheckpointOptions } from '../../tools/checkpoint.js';
 import {

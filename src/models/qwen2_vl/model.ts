@@ -1,16 +1,16 @@
 import { availableParallelism } from 'node:os';
-import { KvPagePool } from '../engine/kvPool.js';
-import { sessionQuant, quantPolicies } from '../runtime/quant/policy.js';
-import { GraphSession, i64 } from '../runtime/session.js';
-import { WeightStore } from '../runtime/weightStore.js';
-import { ModelConfig } from './config.js';
-import { layoutBatch } from './batchLayout.js';
-import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from './model.js';
+import { KvPagePool } from '../../engine/kvPool.js';
+import { sessionQuant, quantPolicies } from '../../runtime/quant/policy.js';
+import { GraphSession, i64 } from '../../runtime/session.js';
+import { WeightStore } from '../../runtime/weightStore.js';
+import { ModelConfig } from '../config.js';
+import { layoutBatch } from '../batchLayout.js';
+import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from '../model.js';
 import { mropeAxes, promptPositions, textInvFreq, writeRopeRows } from './mrope.js';
-import { qwen2_5_vlVision } from './qwen2_5_vl.js';
-import { qwen2_vlVision } from './qwen2_vl.js';
-import { TEXT_INPUTS, buildQwen2TextGraph } from './qwen2Text.js';
-import { VISION_INPUTS, buildQwenVisionGraph } from './qwenVision.js';
+import { qwen2_5_vlVision } from './qwen2_5VlBlocks.js';
+import { qwen2_vlVision } from './qwen2VlBlocks.js';
+import { TEXT_INPUTS, buildQwen2TextGraph } from './text.js';
+import { VISION_INPUTS, buildQwenVisionGraph } from './vision.js';
 import { GridThw, buildVisionLayout } from './visionLayout.js';
 
 /** Released checkpoints use `model.*` / `visual.*`; newer transformers save `model.language_model.*` / `model.visual.*`. */

@@ -1,5 +1,5 @@
-import { VisionBlockSpec } from './qwenVision.js';
-import { gatedMlp, rmsNorm } from './layers.js';
+import { VisionBlockSpec } from './vision.js';
+import { gatedMlp, rmsNorm } from '../layers.js';
 
 /** Qwen2.5-VL vision blocks: RMSNorm, gated MLP with biases, window attention except listed blocks. */
 export const qwen2_5_vlVision: VisionBlockSpec = {

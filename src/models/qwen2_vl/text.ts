@@ -1,9 +1,9 @@
-import { GraphBuilder } from '../runtime/onnx/graph.js';
-import { DataType } from '../runtime/onnx/model.js';
-import { WeightStore } from '../runtime/weightStore.js';
-import { SessionQuant, SessionWeights } from '../runtime/sessionWeights.js';
-import { TextConfig } from './config.js';
-import { LayerCtx, fusedLinear, gatedMlp, linear, pagedAttention, rmsNorm, rotaryPerToken } from './layers.js';
+import { GraphBuilder } from '../../runtime/onnx/graph.js';
+import { DataType } from '../../runtime/onnx/model.js';
+import { WeightStore } from '../../runtime/weightStore.js';
+import { SessionQuant, SessionWeights } from '../../runtime/sessionWeights.js';
+import { TextConfig } from '../config.js';
+import { LayerCtx, fusedLinear, gatedMlp, linear, pagedAttention, rmsNorm, rotaryPerToken } from '../layers.js';
 
 export const TEXT_INPUTS = {
   ids: 'input_ids',

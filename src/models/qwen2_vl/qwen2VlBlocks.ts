@@ -1,5 +1,5 @@
-import { VisionBlockSpec } from './qwenVision.js';
-import { layerNorm, plainMlp } from './layers.js';
+import { VisionBlockSpec } from './vision.js';
+import { layerNorm, plainMlp } from '../layers.js';
 
 /** Qwen2-VL vision blocks: LayerNorm with bias, fc1 -> quick_gelu -> fc2, full attention everywhere. */
 export const qwen2_vlVision: VisionBlockSpec = {

@@ -1,4 +1,4 @@
-import { TextConfig } from './config.js';
+import { TextConfig } from '../config.js';
 import { GridThw } from './visionLayout.js';
 
 /** 3-axis (t, h, w) positions of a prompt, and the next position after it. */

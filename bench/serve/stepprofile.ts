@@ -12,9 +12,8 @@ import { join } from 'node:path';
 import { KvPagePool } from '../../src/engine/kvPool.js';
 import { sampleToken, SamplerState } from '../../src/engine/sampler.js';
 import { DEFAULT_SAMPLING } from '../../src/engine/samplingParams.js';
-import { loadModelConfig } from '../../src/models/registry.js';
+import { kvLayers, loadModel, loadModelConfig } from '../../src/models/registry.js';
 import { ForwardSeq } from '../../src/models/model.js';
-import { loadModel } from '../../src/models/registry.js';
 import { writeCheckpoint } from '../../tools/checkpoint.js';
 import { median } from './util.js';
 
@@ -31,7 +30,7 @@ const model = await loadModel(dir, config, { intraOpThreads: threads });
 process.stderr.write(`loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
 const tc = config.text;
 const ps = model.pageSize;
-const pool = new KvPagePool(tc.numLayers, 2700, ps, tc.numKvHeads * tc.headDim);
+const pool = new KvPagePool(kvLayers(config), 2700, ps);
 let nextPage = 1;
 const seq = (past: number, n: number): ForwardSeq => {
   const pages = Array.from({ length: Math.ceil((past + n) / ps) }, () => nextPage++);

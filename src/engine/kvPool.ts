@@ -1,10 +1,26 @@
 import { IrisError } from '../errors.js';
 
 /**
+ * What one decoder layer keeps per token, as its family describes it. `full`: K and V of
+ * every past token, `width` floats each (kv heads * head dim). Other kinds (a sliding
+ * window, cross-attention states, a compressed latent) are added with the families that
+ * need them.
+ */
+export interface KvLayerSpec {
+  kind: 'full';
+  width: number;
+}
+
+/** Bytes of KV cache one token takes over all layers. */
+export function kvBytesPerToken(layers: KvLayerSpec[]): number {
+  return layers.reduce((a, l) => a + 2 * l.width * 4, 0);
+}
+
+/**
  * The KV cache as a pool of fixed-size pages owned by the engine: per layer one
- * Float32Array [numPages, pageSize, kvHeads*headDim] for K and one for V, fed to
- * the graph as ordinary inputs (ONNX Runtime reads them in place). Page 0 is a
- * never-allocated null page that pads block tables.
+ * Float32Array [numPages, pageSize, width] for K and one for V, fed to the graph as
+ * ordinary inputs (ONNX Runtime reads them in place). Page 0 is a never-allocated
+ * null page that pads block tables.
  */
 export class KvPagePool {
   readonly k: Float32Array[];
@@ -12,15 +28,17 @@ export class KvPagePool {
   private readonly free: number[] = [];
 
   constructor(
-    readonly numLayers: number,
+    readonly layers: KvLayerSpec[],
     readonly numPages: number,
     readonly pageSize: number,
-    readonly width: number,
   ) {
-    const n = numPages * pageSize * width;
-    this.k = Array.from({ length: numLayers }, () => new Float32Array(n));
-    this.v = Array.from({ length: numLayers }, () => new Float32Array(n));
+    this.k = layers.map((l) => new Float32Array(numPages * pageSize * l.width));
+    this.v = layers.map((l) => new Float32Array(numPages * pageSize * l.width));
     for (let p = numPages - 1; p >= 1; p--) this.free.push(p);
+  }
+
+  get numLayers(): number {
+    return this.layers.length;
   }
 
   get freePages(): number {
@@ -47,13 +65,12 @@ export class KvPagePool {
 
   /** Copies the first `len` token slots of page `src` into page `dst` (copy-on-write of a shared page). */
   copyPage(src: number, dst: number, len: number): void {
-    const W = this.width;
-    const a = src * this.pageSize * W;
-    const b = dst * this.pageSize * W;
-    for (let l = 0; l < this.numLayers; l++) {
+    this.layers.forEach(({ width: W }, l) => {
+      const a = src * this.pageSize * W;
+      const b = dst * this.pageSize * W;
       this.k[l]!.copyWithin(b, a, a + len * W);
       this.v[l]!.copyWithin(b, a, a + len * W);
-    }
+    });
   }
 
   /**
@@ -61,7 +78,7 @@ export class KvPagePool {
    * output [rows, width], into a sequence's pages at token positions start.. .
    */
   write(layer: number, kNew: Float32Array, vNew: Float32Array, srcRow: number, count: number, pages: number[], start: number): void {
-    const W = this.width;
+    const W = this.layers[layer]!.width;
     const kDst = this.k[layer]!;
     const vDst = this.v[layer]!;
     for (let s = 0; s < count; s++) {

@@ -1,10 +1,9 @@
 import { parentPort } from 'node:worker_threads';
 import { IrisError, ModelLoadError } from '../errors.js';
-import { loadModelConfig } from '../models/registry.js';
-import { loadModel, residentBytesByMode } from '../models/registry.js';
+import { kvLayers, loadModel, loadModelConfig, residentBytesByMode } from '../models/registry.js';
 import { WeightStore } from '../runtime/weightStore.js';
 import { readGenerationConfig } from './generationConfig.js';
-import { KvPagePool } from './kvPool.js';
+import { KvPagePool, kvBytesPerToken } from './kvPool.js';
 import { QUANT_MODES, memoryFacts, planMemory } from './memoryPlan.js';
 import { EngineOptions, FromWorker, ToWorker } from './messages.js';
 import { Scheduler } from './scheduler.js';
@@ -35,7 +34,7 @@ async function init(options: EngineOptions): Promise<void> {
   }
   const plan = planMemory({
     residentBytes: residentBytesByMode(store, config, requested === 'auto' ? QUANT_MODES : [requested]),
-    kvBytesPerToken: 2 * tc.numLayers * tc.numKvHeads * tc.headDim * 4,
+    kvBytesPerToken: kvBytesPerToken(kvLayers(config)),
     contextLength,
     requested,
     maxTotalTokens: options.maxTotalTokens,
@@ -51,7 +50,7 @@ async function init(options: EngineOptions): Promise<void> {
   });
   const maxTotalTokens = plan.kvTokens;
   const pageSize = model.pageSize;
-  const pool = new KvPagePool(tc.numLayers, Math.ceil(maxTotalTokens / pageSize) + 1, pageSize, tc.numKvHeads * tc.headDim);
+  const pool = new KvPagePool(kvLayers(config), Math.ceil(maxTotalTokens / pageSize) + 1, pageSize);
   const eos = [...new Set([...gen.eosTokenIds, ...config.eosTokenIds])];
   scheduler = new Scheduler(model, pool, eos, {
     contextLength,

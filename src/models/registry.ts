@@ -1,4 +1,5 @@
 import { ModelLoadError } from '../errors.js';
+import type { KvLayerSpec } from '../engine/kvPool.js';
 import type { QuantMode } from '../engine/memoryPlan.js';
 import { WeightStore } from '../runtime/weightStore.js';
 import { join } from 'node:path';
@@ -12,12 +13,15 @@ type LoadedModel = VisionLanguageModel & { weightBytes: number; residentBytes: n
 interface Family {
   parseConfig(raw: Json, architecture: string): ModelConfig;
   load(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): Promise<LoadedModel>;
+  /** What each decoder layer keeps in the KV cache. */
+  kvLayers(config: ModelConfig): KvLayerSpec[];
   /** Bytes of weights the model would hold with these options, without reading them. */
   residentBytes(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): number;
 }
 
 const qwen2vl: Family = {
   parseConfig: parseQwen2VLConfig,
+  kvLayers: (c) => Array.from({ length: c.text.numLayers }, () => ({ kind: 'full', width: c.text.numKvHeads * c.text.headDim })),
   load: (s, c, o) => Qwen2VLModel.load(s, c, o),
   residentBytes: (s, c, o) => {
     const { vision, text } = Qwen2VLModel.graphs(s, c, o);
@@ -49,6 +53,11 @@ export function loadModelConfig(modelDir: string): ModelConfig {
 
 export async function loadModel(modelDir: string | WeightStore, config: ModelConfig, opts: ModelLoadOptions = {}): Promise<LoadedModel> {
   return family(config).load(typeof modelDir === 'string' ? WeightStore.open(modelDir) : modelDir, config, opts);
+}
+
+/** The KV cache layout of a model's decoder layers. */
+export function kvLayers(config: ModelConfig): KvLayerSpec[] {
+  return family(config).kvLayers(config);
 }
 
 /** Resident weight bytes per quantization mode, from the graphs alone (nothing is read or written). */

@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { Engine, EngineLoadOptions } from '../../src/engine/engine.js';
 import { KvPagePool } from '../../src/engine/kvPool.js';
-import { loadModelConfig } from '../../src/models/registry.js';
-import { loadModel } from '../../src/models/registry.js';
+import { kvLayers, loadModel, loadModelConfig } from '../../src/models/registry.js';
 import type { ChatMessage } from '../../src/tokenizer/chatMessages.js';
 import { CheckpointInfo, CheckpointOptions, writeCheckpoint } from '../../tools/checkpoint.js';
 
@@ -78,7 +77,7 @@ export async function lastTokenLogits(modelPath: string, ids: number[]): Promise
   const model = await loadModel(modelPath, config, { intraOpThreads: 1 });
   try {
     const tc = config.text;
-    const pool = new KvPagePool(tc.numLayers, Math.ceil(ids.length / model.pageSize) + 2, model.pageSize, tc.numKvHeads * tc.headDim);
+    const pool = new KvPagePool(kvLayers(config), Math.ceil(ids.length / model.pageSize) + 2, model.pageSize);
     const pos = model.promptPositions(ids, []);
     const logits = await model.forward([{ ids, positions: pos.positions, pages: pool.alloc(pool.pagesFor(ids.length)), pastLen: 0 }], new Float32Array(0), pool);
     return Float32Array.from(logits.subarray(0, tc.vocabSize));

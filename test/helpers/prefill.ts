@@ -1,6 +1,7 @@
 import { KvPagePool } from '../../src/engine/kvPool.js';
 import { ModelConfig } from '../../src/models/config.js';
 import { VisionLanguageModel } from '../../src/models/model.js';
+import { kvLayers } from '../../src/models/registry.js';
 import { ProcessedImage } from '../../src/multimodal/processor.js';
 
 /**
@@ -24,7 +25,7 @@ export async function prefillPrompt(model: VisionLanguageModel, config: ModelCon
     r += e.length / hidden;
   });
   const tc = config.text;
-  const pool = new KvPagePool(tc.numLayers, 64, model.pageSize, tc.numKvHeads * tc.headDim);
+  const pool = new KvPagePool(kvLayers(config), 64, model.pageSize);
   const pages = pool.alloc(pool.pagesFor(ids.length + room));
   const logits = await model.forward([{ ids, positions: pos.positions, embedRows: rows, pages, pastLen: 0 }], extra, pool);
   return { pos, extra, embedsCount: embeds.length, logits, pool, pages };

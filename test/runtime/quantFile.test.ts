@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -34,4 +34,24 @@ test('quantized weights written by two threads are the bytes one thread writes; 
   const again = int4File(join(two.path, '..', '..'));
   assert.equal(again.path, two.path);
   assert.ok(again.cached);
+});
+
+test('writing a quantized file prunes the cache of files that can never be used again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iris-qf-'));
+  const kept = int4File(dir);
+  await kept.materialize();
+  const folder = join(kept.path, '..');
+  // A file for a checkpoint that is gone, one from another format version, a dead process's partial file.
+  writeFileSync(join(folder, 'gone.json'), JSON.stringify({ v: 1, files: [['/nonexistent/model.safetensors', 10, 1]] }));
+  writeFileSync(join(folder, 'gone.bin'), 'x');
+  writeFileSync(join(folder, 'old.json'), JSON.stringify({ v: 0, files: [] }));
+  writeFileSync(join(folder, 'old.bin'), 'x');
+  writeFileSync(join(folder, 'abc.bin.partial-999999999'), 'x');
+  const store = WeightStore.open(MODEL);
+  const other = sessionQuant(store, 'text', quantPolicies('int8').text, 4, dir)!;
+  buildQwen2TextGraph(store, loadModelConfig(MODEL).text, 'model', 16, other);
+  await other.file.materialize();
+  const left = readdirSync(folder).sort();
+  assert.deepEqual(left, [kept.path, `${kept.path.slice(0, -4)}.json`, other.file.path, `${other.file.path.slice(0, -4)}.json`].map((p) => p.slice(folder.length + 1)).sort());
+  assert.ok(kept.cached, 'a file of an unchanged checkpoint stays usable');
 });

@@ -3,7 +3,7 @@ import type { QuantMode } from '../../engine/memoryPlan.js';
 import type { WeightStore } from '../weightStore.js';
 import type { QuantPolicy, SessionQuant } from '../sessionWeights.js';
 import type { NBits } from './nbits.js';
-import { QuantFile, irisCacheDir } from './quantFile.js';
+import { CheckpointFile, QuantFile, irisCacheDir } from './quantFile.js';
 
 /**
  * Block sizes of weights Iris quantizes itself (one float32 scale per block). int8 in blocks
@@ -34,7 +34,7 @@ export function quantPolicies(mode: QuantMode): { text: QuantPolicy | null; visi
  */
 export function sessionQuant(store: WeightStore, session: string, policy: QuantPolicy | null, accuracyLevel: 0 | 4 = 4, cacheDir = irisCacheDir()): SessionQuant {
   if (!policy && !store.scheme) return null;
-  const files = store.files.map((f) => {
+  const files = store.files.map((f): CheckpointFile => {
     const st = statSync(f);
     return [f, st.size, st.mtimeMs];
   });

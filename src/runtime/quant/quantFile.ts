@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -61,8 +61,15 @@ export class QuantFile {
   readonly path: string;
   private readonly manifestPath: string;
 
-  /** `identity`: what the file's contents depend on besides its jobs (checkpoint files, settings). */
-  constructor(dir: string, identity: unknown) {
+  /**
+   * `identity`: what the file's contents depend on besides its jobs: the checkpoint's files
+   * as [path, size, mtimeMs] (a file whose checkpoint changed or went away is pruned) and
+   * the settings.
+   */
+  constructor(
+    dir: string,
+    private readonly identity: { files: CheckpointFile[]; [setting: string]: unknown },
+  ) {
     const key = createHash('sha256').update(JSON.stringify({ v: FORMAT_VERSION, identity })).digest('hex').slice(0, 32);
     this.path = join(dir, `${key}.bin`);
     this.manifestPath = join(dir, `${key}.json`);
@@ -101,7 +108,7 @@ export class QuantFile {
   }
 
   private manifest(): string {
-    return JSON.stringify({ v: FORMAT_VERSION, size: this.size, jobs: this.jobs.map((j) => ({ ...j, parts: j.parts.map(sourceId) })) });
+    return JSON.stringify({ v: FORMAT_VERSION, files: this.identity.files, size: this.size, jobs: this.jobs.map((j) => ({ ...j, parts: j.parts.map(sourceId) })) });
   }
 
   /** True when a complete file for exactly these jobs is already in the cache. */
@@ -122,6 +129,7 @@ export class QuantFile {
     if (this.empty || this.cached) return;
     const dir = join(this.path, '..');
     mkdirSync(dir, { recursive: true });
+    pruneStale(dir);
     const free = diskFree(dir);
     if (free !== null && free < this.size) {
       throw new ModelLoadError(`not enough disk space for the quantized weights: ${(this.size / 2 ** 30).toFixed(2)} GiB needed in ${dir}, ${(free / 2 ** 30).toFixed(2)} GiB free (set IRIS_CACHE_DIR to another folder)`);
@@ -182,6 +190,57 @@ export class QuantFile {
     renameSync(partial, this.path);
     writeFileSync(this.manifestPath, this.manifest());
     onProgress?.(1);
+  }
+}
+
+/** A checkpoint file as a quantized file depends on it: [real path, size, mtimeMs]. */
+export type CheckpointFile = [string, number, number];
+
+/**
+ * Removes the cache's files that can never be used again: written by another format
+ * version, or for checkpoint files that changed or are gone, and partial files of
+ * processes no longer running.
+ */
+export function pruneStale(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const unchanged = ([path, size, mtime]: CheckpointFile) => {
+    try {
+      const st = statSync(path);
+      return st.size === size && st.mtimeMs === mtime;
+    } catch {
+      return false;
+    }
+  };
+  for (const name of names) {
+    const partial = /\.bin\.partial-(\d+)$/.exec(name);
+    if (partial) {
+      if (!alive(Number(partial[1]))) rmSync(join(dir, name), { force: true });
+      continue;
+    }
+    if (!name.endsWith('.json')) continue;
+    let m: { v?: number; files?: CheckpointFile[] };
+    try {
+      m = JSON.parse(readFileSync(join(dir, name), 'utf8'));
+    } catch {
+      continue;
+    }
+    if (m.v === FORMAT_VERSION && Array.isArray(m.files) && m.files.every(unchanged)) continue;
+    rmSync(join(dir, name.replace(/\.json$/, '.bin')), { force: true });
+    rmSync(join(dir, name), { force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

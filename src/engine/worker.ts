@@ -27,6 +27,7 @@ async function init(options: EngineOptions): Promise<void> {
   const tc = config.text;
   const contextLength = Math.min(options.contextLength ?? tc.maxPositionEmbeddings, tc.maxPositionEmbeddings);
   const store = WeightStore.open(options.modelPath, config.raw.quantization_config);
+  const kv = kvLayers(config);
   let requested = options.quantization ?? 'auto';
   if (requested === 'awq' || requested === 'gptq') {
     if (store.scheme?.method !== requested) throw new ModelLoadError(`--quantization ${requested}: ${options.modelPath} is not a${requested === 'awq' ? 'n AWQ' : ' GPTQ'} checkpoint (config.json quantization_config: ${store.scheme?.method ?? 'none'})`);
@@ -34,7 +35,7 @@ async function init(options: EngineOptions): Promise<void> {
   }
   const plan = planMemory({
     residentBytes: residentBytesByMode(store, config, requested === 'auto' ? QUANT_MODES : [requested]),
-    kvBytesPerToken: kvBytesPerToken(kvLayers(config)),
+    kvBytesPerToken: kvBytesPerToken(kv),
     contextLength,
     requested,
     maxTotalTokens: options.maxTotalTokens,
@@ -50,7 +51,7 @@ async function init(options: EngineOptions): Promise<void> {
   });
   const maxTotalTokens = plan.kvTokens;
   const pageSize = model.pageSize;
-  const pool = new KvPagePool(kvLayers(config), Math.ceil(maxTotalTokens / pageSize) + 1, pageSize);
+  const pool = new KvPagePool(kv, Math.ceil(maxTotalTokens / pageSize) + 1, pageSize);
   const eos = [...new Set([...gen.eosTokenIds, ...config.eosTokenIds])];
   scheduler = new Scheduler(model, pool, eos, {
     contextLength,

@@ -1,4 +1,4 @@
-import { relative, resolve, sep, join } from 'node:path';
+import { relative, resolve, sep } from 'node:path';
 import { ModelLoadError } from '../errors.js';
 import { DataType, ExternalRef } from './onnx/model.js';
 import { GraphBuilder } from './onnx/graph.js';
@@ -60,7 +60,7 @@ export class SessionWeights {
     private readonly quant: SessionQuant = null,
   ) {
     // ONNX Runtime resolves every external location against one folder.
-    this.dataFolder = quant ? commonFolder([join(store.dataRoot, 'x'), quant.file.path]) : store.dataRoot;
+    this.dataFolder = quant ? commonFolder([...store.files, quant.file.path]) : store.dataRoot;
   }
 
   /** A float32 graph value holding the named checkpoint tensor. */

@@ -6,12 +6,11 @@
  *   -> rescale in float64 then cast to float32 -> normalise in float32
  *   -> repeat the still image into temporal_patch_size frames -> patch flattening.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ImageError, ModelLoadError } from '../../errors.js';
+import { ImageError } from '../../errors.js';
 import type { RgbImage } from '../image.js';
 import { resizeBicubic } from '../pilResample.js';
 import { ScratchBytes } from '../scratchBytes.js';
+import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PIL_BICUBIC, bad, bool, channelLuts, posInt, readPreprocessorConfig, triple } from './common.js';
 
 /** The fields of preprocessor_config.json this processor uses, with defaults applied. */
 export interface Qwen2VLProcessorConfig {
@@ -41,10 +40,6 @@ export interface Qwen2VLImageInputs {
   /** grid_t * grid_h * grid_w / mergeSize^2: the number of <|image_pad|> tokens. */
   numImageTokens: number;
 }
-
-const OPENAI_CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
-const OPENAI_CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
-const PIL_BICUBIC = 3;
 
 /** Python's round(): nearest integer, ties to even (not Math.round's ties toward +inf). */
 export function pyRound(x: number): number {
@@ -85,31 +80,6 @@ export function smartResize(
     wBar = Math.ceil((width * beta) / factor) * factor;
   }
   return [hBar, wBar];
-}
-
-function bad(source: string, msg: string): never {
-  throw new ModelLoadError(`${source}: ${msg}`);
-}
-
-function posInt(v: unknown, def: number, key: string, source: string): number {
-  if (v === undefined || v === null) return def;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) bad(source, `${key} must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function bool(v: unknown, def: boolean, key: string, source: string): boolean {
-  if (v === undefined || v === null) return def;
-  if (typeof v !== 'boolean') bad(source, `${key} must be true or false, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function triple(v: unknown, def: [number, number, number], key: string, source: string): [number, number, number] {
-  if (v === undefined || v === null) return [...def];
-  if (typeof v === 'number') return [v, v, v]; // transformers broadcasts a scalar to every channel
-  if (Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-    return [v[0], v[1], v[2]];
-  }
-  bad(source, `${key} must be a number or a list of 3 numbers, got ${JSON.stringify(v)}`);
 }
 
 /**
@@ -156,39 +126,8 @@ export function parseQwen2VLProcessorConfig(json: unknown, source = 'preprocesso
 
 /** Loads `<modelDir>/preprocessor_config.json`. */
 export function loadQwen2VLProcessorConfig(modelDir: string): Qwen2VLProcessorConfig {
-  const file = join(modelDir, 'preprocessor_config.json');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ModelLoadError(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ModelLoadError(`${file} is not valid JSON: ${(e as Error).message}`);
-  }
+  const { json, file } = readPreprocessorConfig(modelDir);
   return parseQwen2VLProcessorConfig(json, file);
-}
-
-/**
- * For each channel, the float32 value every uint8 level turns into. Same arithmetic as
- * numpy: (v.astype(float64) * rescale_factor).astype(float32), then (x - mean) / std with
- * float32 mean/std and each operation rounded to float32 (Math.fround).
- */
-function channelLuts(cfg: Qwen2VLProcessorConfig): Float32Array {
-  const lut = new Float32Array(3 * 256);
-  for (let c = 0; c < 3; c++) {
-    const mean = Math.fround(cfg.imageMean[c]!);
-    const std = Math.fround(cfg.imageStd[c]!);
-    for (let v = 0; v < 256; v++) {
-      let x = cfg.doRescale ? Math.fround(v * cfg.rescaleFactor) : v;
-      if (cfg.doNormalize) x = Math.fround(Math.fround(x - mean) / std);
-      lut[c * 256 + v] = x;
-    }
-  }
-  return lut;
 }
 
 /**

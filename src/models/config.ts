@@ -12,8 +12,8 @@ export interface TextConfig {
   vocabSize: number;
   rmsNormEps: number;
   ropeTheta: number;
-  /** Frequencies per M-RoPE axis (t, h, w); sums to headDim / 2. */
-  mropeSection: [number, number, number];
+  /** M-RoPE only: frequencies per axis (t, h, w), summing to headDim / 2; absent for 1-D RoPE. */
+  mropeSection?: [number, number, number];
   tieWordEmbeddings: boolean;
   maxPositionEmbeddings: number;
 }

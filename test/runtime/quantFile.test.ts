@@ -4,18 +4,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadModelConfig } from '../../src/models/registry.js';
-import { buildQwen2TextGraph } from '../../src/models/qwen2_vl/text.js';
+import { buildDecoderGraph } from '../../src/models/decoder.js';
 import { quantPolicies, sessionQuant } from '../../src/runtime/quant/policy.js';
 import { WeightStore } from '../../src/runtime/weightStore.js';
 import { fixturePath } from '../helpers/paths.js';
 
 const MODEL = fixturePath('golden/qwen2_vl/model');
+const QWEN_NAMES = { model: 'model', lmHead: 'lm_head.weight', qkvBias: true };
 
 /** The text session's quantized-weights file for int4 in a cache folder (not written yet). */
 function int4File(cacheDir = mkdtempSync(join(tmpdir(), 'iris-qf-'))) {
   const store = WeightStore.open(MODEL);
   const quant = sessionQuant(store, 'text', quantPolicies('int4').text, 4, cacheDir);
-  buildQwen2TextGraph(store, loadModelConfig(MODEL).text, 'model', 16, quant);
+  buildDecoderGraph(store, loadModelConfig(MODEL).text, QWEN_NAMES, 16, quant);
   return quant!.file;
 }
 
@@ -49,7 +50,7 @@ test('writing a quantized file prunes the cache of files that can never be used 
   writeFileSync(join(folder, 'abc.bin.partial-999999999'), 'x');
   const store = WeightStore.open(MODEL);
   const other = sessionQuant(store, 'text', quantPolicies('int8').text, 4, dir)!;
-  buildQwen2TextGraph(store, loadModelConfig(MODEL).text, 'model', 16, other);
+  buildDecoderGraph(store, loadModelConfig(MODEL).text, QWEN_NAMES, 16, other);
   await other.file.materialize();
   const left = readdirSync(folder).sort();
   assert.deepEqual(left, [kept.path, `${kept.path.slice(0, -4)}.json`, other.file.path, `${other.file.path.slice(0, -4)}.json`].map((p) => p.slice(folder.length + 1)).sort());

@@ -4,12 +4,12 @@ import { sessionQuant, quantPolicies } from '../../runtime/quant/policy.js';
 import { GraphSession, i64 } from '../../runtime/session.js';
 import { WeightStore } from '../../runtime/weightStore.js';
 import { ModelConfig } from '../config.js';
-import { layoutBatch } from '../batchLayout.js';
 import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from '../model.js';
-import { mropeAxes, promptPositions, textInvFreq, writeRopeRows } from './mrope.js';
+import { promptPositions } from './mrope.js';
 import { qwen2_5_vlVision } from './qwen2_5VlBlocks.js';
 import { qwen2_vlVision } from './qwen2VlBlocks.js';
-import { TEXT_INPUTS, buildQwen2TextGraph } from './text.js';
+import { buildDecoderGraph } from '../decoder.js';
+import { DecoderRunner } from '../decoderRunner.js';
 import { VISION_INPUTS, buildQwenVisionGraph } from './vision.js';
 import { GridThw, buildVisionLayout } from './visionLayout.js';
 
@@ -21,19 +21,14 @@ function weightPrefixes(store: WeightStore): { text: string; vision: string } {
 
 /** Qwen2-VL and Qwen2.5-VL: a vision tower and a Qwen2 decoder with M-RoPE. */
 export class Qwen2VLModel implements VisionLanguageModel {
-  private readonly invFreq: Float32Array;
-  private readonly axes: Uint8Array;
-
   private constructor(
     readonly config: ModelConfig,
     readonly pageSize: number,
     private readonly vision: GraphSession,
-    private readonly text: GraphSession,
+    private readonly text: DecoderRunner,
     readonly weightBytes: number,
     readonly residentBytes: number,
   ) {
-    this.invFreq = textInvFreq(config.text);
-    this.axes = mropeAxes(config.text);
   }
 
   /** The vision and text graphs, weights not read yet (also used to size a quantization mode). */
@@ -42,7 +37,7 @@ export class Qwen2VLModel implements VisionLanguageModel {
     const prefixes = weightPrefixes(store);
     const spec = config.vision.kind === 'qwen2_5_vl' ? qwen2_5_vlVision : qwen2_vlVision;
     const v = buildQwenVisionGraph(store, config.vision, spec, prefixes.vision, sessionQuant(store, 'vision', policies.vision, opts.accuracyLevel));
-    const t = buildQwen2TextGraph(store, config.text, prefixes.text, opts.pageSize ?? 16, sessionQuant(store, 'text', policies.text, opts.accuracyLevel));
+    const t = buildDecoderGraph(store, config.text, { model: prefixes.text, lmHead: 'lm_head.weight', qkvBias: true }, opts.pageSize ?? 16, sessionQuant(store, 'text', policies.text, opts.accuracyLevel));
     return { vision: v, text: t };
   }
 
@@ -55,7 +50,7 @@ export class Qwen2VLModel implements VisionLanguageModel {
       opts.onProgress?.(`building ${what}`);
       sessions.push(await GraphSession.create(part.g, part.w, opts));
     }
-    return new Qwen2VLModel(config, pageSize, sessions[0]!, sessions[1]!, v.w.bytes + t.w.bytes, v.w.residentBytes + t.w.residentBytes);
+    return new Qwen2VLModel(config, pageSize, sessions[0]!, new DecoderRunner(sessions[1]!, config.text, pageSize), v.w.bytes + t.w.bytes, v.w.residentBytes + t.w.residentBytes);
   }
 
   /** Images of the same size are encoded together, one vision run per size. */
@@ -130,40 +125,8 @@ export class Qwen2VLModel implements VisionLanguageModel {
   }
 
   /** Runs the decoder over several sequences' new tokens, padded or packed (see layoutBatch). */
-  async forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts: { packed?: boolean } = {}): Promise<Float32Array> {
-    const tc = this.config.text;
-    const D = tc.headDim;
-    const Hd = tc.hiddenSize;
-    const { B, S, P, T, ids, select, blockTable, mask, lastIndex, rowOf, lens } = layoutBatch(seqs, this.pageSize, Boolean(opts.packed));
-    const K = seqs.length;
-    const cos = new Float32Array((B * S * D) / 2);
-    const sin = new Float32Array((B * S * D) / 2);
-    seqs.forEach((seq, k) => writeRopeRows(this.invFreq, this.axes, (t, a) => seq.positions[a * lens[k]! + t]!, lens[k]!, cos, sin, rowOf[k]!));
-
-    const I = TEXT_INPUTS;
-    const extra = extraEmbeds.length > 0 ? extraEmbeds : new Float32Array(Hd);
-    const feeds: Parameters<GraphSession['run']>[0] = {
-      [I.ids]: { data: ids, dims: [B, S] },
-      [I.extraEmbeds]: { data: extra, dims: [extra.length / Hd, Hd] },
-      [I.embedSelect]: { data: select, dims: [B * S] },
-      [I.cos]: { data: cos, dims: [B * S, D / 2] },
-      [I.sin]: { data: sin, dims: [B * S, D / 2] },
-      [I.blockTable]: { data: blockTable, dims: [B, P] },
-      [I.mask]: { data: mask, dims: [B, 1, 1, S, T] },
-      [I.lastIndex]: { data: lastIndex, dims: [K] },
-    };
-    const W = tc.numKvHeads * D;
-    for (let l = 0; l < tc.numLayers; l++) {
-      feeds[I.kCache(l)] = { data: pool.k[l]!, dims: [pool.numPages, pool.pageSize, W] };
-      feeds[I.vCache(l)] = { data: pool.v[l]!, dims: [pool.numPages, pool.pageSize, W] };
-    }
-    const out = await this.text.run(feeds);
-    for (let l = 0; l < tc.numLayers; l++) {
-      const kNew = out[I.kNew(l)]!.data;
-      const vNew = out[I.vNew(l)]!.data;
-      seqs.forEach((seq, k) => pool.write(l, kNew, vNew, rowOf[k]!, lens[k]!, seq.pages, seq.pastLen));
-    }
-    return out[I.logits]!.data;
+  forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts: { packed?: boolean } = {}): Promise<Float32Array> {
+    return this.text.forward(seqs, extraEmbeds, pool, opts);
   }
 
   async release(): Promise<void> {

@@ -1,9 +1,9 @@
-import { GraphBuilder } from '../../runtime/onnx/graph.js';
-import { DataType } from '../../runtime/onnx/model.js';
-import { WeightStore } from '../../runtime/weightStore.js';
-import { SessionQuant, SessionWeights } from '../../runtime/sessionWeights.js';
-import { TextConfig } from '../config.js';
-import { LayerCtx, fusedLinear, gatedMlp, linear, pagedAttention, rmsNorm, rotaryPerToken } from '../layers.js';
+import { GraphBuilder } from '../runtime/onnx/graph.js';
+import { DataType } from '../runtime/onnx/model.js';
+import { WeightStore } from '../runtime/weightStore.js';
+import { SessionQuant, SessionWeights } from '../runtime/sessionWeights.js';
+import { TextConfig } from './config.js';
+import { LayerCtx, fusedLinear, gatedMlp, linear, pagedAttention, rmsNorm, rotaryPerToken } from './layers.js';
 
 export const TEXT_INPUTS = {
   ids: 'input_ids',
@@ -21,14 +21,24 @@ export const TEXT_INPUTS = {
   logits: 'logits',
 } as const;
 
+/** Where a decoder's weights are and what it has: Qwen2 has q/k/v biases, Llama and Mistral have none. */
+export interface DecoderNames {
+  /** Prefix of embed_tokens, layers and norm (e.g. `model`, `model.language_model`, `language_model.model`). */
+  model: string;
+  /** The output projection, unless the embeddings are tied. */
+  lmHead: string;
+  qkvBias: boolean;
+}
+
 /**
- * The Qwen2 decoder as one graph for prefill and decode alike: B sequences of S
+ * A Qwen2 / Llama decoder as one graph for prefill and decode alike: B sequences of S
  * new tokens each (padded), attending to their past through the engine's KV
  * page pool (gathered by block table) and to themselves. Outputs the logits of
  * each sequence's last new token and the new tokens' rotated K and V, which the
  * engine writes into its pages.
  */
-export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix: string, pageSize: number, quant: SessionQuant = null): { g: GraphBuilder; w: SessionWeights } {
+export function buildDecoderGraph(store: WeightStore, cfg: TextConfig, names: DecoderNames, pageSize: number, quant: SessionQuant = null): { g: GraphBuilder; w: SessionWeights } {
+  const prefix = names.model;
   const g = new GraphBuilder('text');
   const w = new SessionWeights(store, g, quant);
   const ctx: LayerCtx = { g, w };
@@ -59,7 +69,7 @@ export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix:
     x = g.withScope(`layer${i}`, () => {
       const h = rmsNorm(ctx, x, `${p}.input_layernorm.weight`, Hd, cfg.rmsNormEps);
       const attnP = `${p}.self_attn`;
-      const qkv = fusedLinear(ctx, h, [`${attnP}.q_proj`, `${attnP}.k_proj`, `${attnP}.v_proj`], Hd, [H * D, KV * D, KV * D], true);
+      const qkv = fusedLinear(ctx, h, [`${attnP}.q_proj`, `${attnP}.k_proj`, `${attnP}.v_proj`], Hd, [H * D, KV * D, KV * D], names.qkvBias);
       // The new tokens' K (rotated) and V are graph outputs, which the engine writes into its pages.
       const [qkFlat, vFlat] = g.split(qkv, [(H + KV) * D, KV * D], -1, [undefined, I.vNew(i)]) as [string, string];
       // q and k rotated together ([B, S, (H + KV) * D]), then parted.
@@ -77,7 +87,7 @@ export function buildQwen2TextGraph(store: WeightStore, cfg: TextConfig, prefix:
 
   const last = g.gather(g.reshape(x, [-1, Hd]), lastIndex, 0);
   const normed = rmsNorm(ctx, last, `${prefix}.norm.weight`, Hd, cfg.rmsNormEps);
-  const headName = cfg.tieWordEmbeddings ? embedName : 'lm_head.weight';
+  const headName = cfg.tieWordEmbeddings ? embedName : names.lmHead;
   g.output(w.matmul(normed, [headName], [cfg.vocabSize], Hd, 'head'), I.logits, DataType.FLOAT, ['batch', cfg.vocabSize]);
   return { g, w };
 }

@@ -1,0 +1,65 @@
+import { KvPagePool } from '../engine/kvPool.js';
+import { GraphSession } from '../runtime/session.js';
+import { layoutBatch } from './batchLayout.js';
+import { TextConfig } from './config.js';
+import { TEXT_INPUTS } from './decoder.js';
+import { ForwardSeq } from './model.js';
+import { ropeAxes, textInvFreq, writeRopeRows } from './rope.js';
+
+/**
+ * Runs a decoder graph (decoder.ts) over sequences' new tokens: lays out the batch, writes
+ * the rotary rows from each token's positions, feeds the KV pages, writes the new K/V back
+ * into the pool, and returns the last-token logits [sequences, vocab]. The same for every
+ * family whose decoder is built by buildDecoderGraph.
+ */
+export class DecoderRunner {
+  private readonly invFreq: Float32Array;
+  private readonly axes: Uint8Array;
+
+  constructor(
+    private readonly session: GraphSession,
+    private readonly cfg: TextConfig,
+    readonly pageSize: number,
+  ) {
+    this.invFreq = textInvFreq(cfg);
+    this.axes = ropeAxes(cfg);
+  }
+
+  async forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts: { packed?: boolean } = {}): Promise<Float32Array> {
+    const tc = this.cfg;
+    const D = tc.headDim;
+    const Hd = tc.hiddenSize;
+    const { B, S, P, T, ids, select, blockTable, mask, lastIndex, rowOf, lens } = layoutBatch(seqs, this.pageSize, Boolean(opts.packed));
+    const cos = new Float32Array((B * S * D) / 2);
+    const sin = new Float32Array((B * S * D) / 2);
+    seqs.forEach((seq, k) => writeRopeRows(this.invFreq, this.axes, (t, a) => seq.positions[a * lens[k]! + t]!, lens[k]!, cos, sin, rowOf[k]!));
+
+    const I = TEXT_INPUTS;
+    const extra = extraEmbeds.length > 0 ? extraEmbeds : new Float32Array(Hd);
+    const feeds: Parameters<GraphSession['run']>[0] = {
+      [I.ids]: { data: ids, dims: [B, S] },
+      [I.extraEmbeds]: { data: extra, dims: [extra.length / Hd, Hd] },
+      [I.embedSelect]: { data: select, dims: [B * S] },
+      [I.cos]: { data: cos, dims: [B * S, D / 2] },
+      [I.sin]: { data: sin, dims: [B * S, D / 2] },
+      [I.blockTable]: { data: blockTable, dims: [B, P] },
+      [I.mask]: { data: mask, dims: [B, 1, 1, S, T] },
+      [I.lastIndex]: { data: lastIndex, dims: [seqs.length] },
+    };
+    pool.layers.forEach((l, i) => {
+      feeds[I.kCache(i)] = { data: pool.k[i]!, dims: [pool.numPages, pool.pageSize, l.width] };
+      feeds[I.vCache(i)] = { data: pool.v[i]!, dims: [pool.numPages, pool.pageSize, l.width] };
+    });
+    const out = await this.session.run(feeds);
+    for (let l = 0; l < pool.numLayers; l++) {
+      const kNew = out[I.kNew(l)]!.data;
+      const vNew = out[I.vNew(l)]!.data;
+      seqs.forEach((seq, k) => pool.write(l, kNew, vNew, rowOf[k]!, lens[k]!, seq.pages, seq.pastLen));
+    }
+    return out[I.logits]!.data;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -18,6 +18,7 @@
  * The checkpoint is written once to IRIS_BENCH_DIR (default ~/.cache/iris-bench/qwen2vl-2b-random)
  * and reused while its marker file matches.
  */
+import { asQwen2VLConfig } from '../src/models/qwen2_vl/config.js';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -196,7 +197,7 @@ interface KernelChildResult {
  * against ReduceSum over as many bytes, in the same process and minute.
  */
 async function kernelChild(modelDir: string): Promise<void> {
-  const config = loadModelConfig(modelDir);
+  const config = asQwen2VLConfig(loadModelConfig(modelDir));
   const store = WeightStore.open(modelDir);
   const name = store.has('lm_head.weight') ? 'lm_head.weight' : 'model.embed_tokens.weight';
   const { vocabSize: V, hiddenSize: Hd } = config.text;
@@ -251,7 +252,7 @@ interface VisionChildResult {
  * over a session holding only the vision tower, so the text weights need not be loaded.
  */
 async function visionChild(modelDir: string, imagePath: string, runs: number, mode: 'none' | 'int8' = 'none'): Promise<void> {
-  const config = loadModelConfig(modelDir);
+  const config = asQwen2VLConfig(loadModelConfig(modelDir));
   const store = WeightStore.open(modelDir);
   const t0 = now();
   const spec = config.vision.kind === 'qwen2_5_vl' ? qwen2_5_vlVision : qwen2_vlVision;
@@ -535,7 +536,7 @@ interface StepBytes {
  * one row of it), plus that row. The vision session is not read while decoding.
  */
 function stepBytes(dir: string, mode: QuantMode): StepBytes {
-  const config = loadModelConfig(dir);
+  const config = asQwen2VLConfig(loadModelConfig(dir));
   const store = WeightStore.open(dir, config.raw.quantization_config);
   const { vision, text } = Qwen2VLModel.graphs(store, config, { quantization: mode });
   const tc = config.text;
@@ -563,7 +564,7 @@ function stepBytes(dir: string, mode: QuantMode): StepBytes {
 /** Whether a mode's quantized weights are in the cache already. */
 function quantCached(dir: string, mode: QuantMode): boolean {
   if (mode === 'none') return true;
-  const config = loadModelConfig(dir);
+  const config = asQwen2VLConfig(loadModelConfig(dir));
   const store = WeightStore.open(dir, config.raw.quantization_config);
   const { vision, text } = Qwen2VLModel.graphs(store, config, { quantization: mode });
   return [vision.w.quantFile, text.w.quantFile].every((f) => !f || f.empty || f.cached);
@@ -571,7 +572,7 @@ function quantCached(dir: string, mode: QuantMode): boolean {
 
 /** The mode `--quantization auto` picks now, with default flags (as the worker plans it). */
 function autoPlan(dir: string): { mode: QuantMode; summary: string } {
-  const config = loadModelConfig(dir);
+  const config = asQwen2VLConfig(loadModelConfig(dir));
   const store = WeightStore.open(dir, config.raw.quantization_config);
   const tc = config.text;
   const p = planMemory({
@@ -616,7 +617,7 @@ async function makeJpeg(width = IMAGE_W, height = IMAGE_H, seed = 12345): Promis
 /** Bytes one decode step must read: every text-decoder weight (float32) and the output matrix. */
 function decodeStepBytes(dir: string): { weights: number; lmHead: number; kvPerToken: number } {
   const store = WeightStore.open(dir);
-  const cfg = loadModelConfig(dir).text;
+  const cfg = asQwen2VLConfig(loadModelConfig(dir)).text;
   const numel = (n: string) => store.get(n).shape.reduce((a, b) => a * b, 1);
   let layers = 0;
   for (const n of store.names()) if (n.startsWith('model.layers.') || n === 'model.norm.weight') layers += numel(n);

@@ -287,8 +287,7 @@ export class Engine {
       ids = this.tokenizer.encode(prompt);
       const present = ids.filter((t) => t === this.config.imageTokenId).length;
       if (present === 0 && sources.length > 0) {
-        const wrap = [this.config.visionStartTokenId, this.config.imageTokenId, this.config.visionEndTokenId];
-        ids = [...sources.flatMap(() => wrap), ...ids];
+        ids = [...sources.flatMap(() => this.config.rawImageTokens), ...ids];
       }
     } else if (input.inputIds) {
       ids = input.inputIds;

@@ -18,32 +18,15 @@ export interface TextConfig {
   maxPositionEmbeddings: number;
 }
 
-export interface VisionConfig {
-  kind: 'qwen2_vl' | 'qwen2_5_vl';
-  depth: number;
-  hiddenSize: number;
-  numHeads: number;
-  intermediateSize: number;
-  outHiddenSize: number;
-  patchSize: number;
-  temporalPatchSize: number;
-  spatialMergeSize: number;
-  inChannels: number;
-  /** Qwen2.5-VL only: window side in pixels, and blocks with full attention. */
-  windowSize: number;
-  fullAttBlockIndexes: number[];
-  activation: 'silu' | 'quick_gelu' | 'gelu';
-}
-
+/** What every family's config gives the engine; a family's own config extends it. */
 export interface ModelConfig {
   architecture: string;
   modelType: string;
   text: TextConfig;
-  vision: VisionConfig;
+  /** The token an image's placeholder expands into (one per embedding row). */
   imageTokenId: number;
-  videoTokenId: number;
-  visionStartTokenId: number;
-  visionEndTokenId: number;
+  /** The tokens that stand for one image in a raw prompt that has no placeholders. */
+  rawImageTokens: number[];
   eosTokenIds: number[];
   raw: Record<string, unknown>;
 }

@@ -3,6 +3,7 @@
  * names, shapes, dtypes and config.json fields as the golden fixtures (which mirror
  * the released files), deterministic values, valid safetensors and shard indexes.
  */
+import { asQwen2VLConfig } from '../../src/models/qwen2_vl/config.js';
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -53,8 +54,8 @@ describe('released layouts (compared with the golden fixtures)', () => {
       const goldenKeys = keyPaths(golden).filter((k) => k !== 'pad_token_id');
       assert.deepEqual(new Set(keyPaths(ours)), new Set(goldenKeys));
       if (arch === 'qwen2_vl') assert.deepEqual(keyPaths(ours), goldenKeys, 'same key order');
-      const a = loadModelConfig(dir);
-      const b = loadModelConfig(GOLDEN[arch]);
+      const a = asQwen2VLConfig(loadModelConfig(dir));
+      const b = asQwen2VLConfig(loadModelConfig(GOLDEN[arch]));
       assert.deepEqual(a.text, { ...b.text, maxPositionEmbeddings: a.text.maxPositionEmbeddings });
       assert.deepEqual(a.vision, b.vision);
       assert.deepEqual([a.imageTokenId, a.videoTokenId, a.visionStartTokenId, a.visionEndTokenId], [b.imageTokenId, b.videoTokenId, b.visionStartTokenId, b.visionEndTokenId]);
@@ -77,7 +78,7 @@ describe('released layouts (compared with the golden fixtures)', () => {
     assert.deepEqual(info.config.vision_config, {
       depth: 32, embed_dim: 1280, mlp_ratio: 4, num_heads: 16, in_chans: 3, hidden_size: 1536, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2,
     });
-    const c = loadModelConfig(info.dir);
+    const c = asQwen2VLConfig(loadModelConfig(info.dir));
     assert.deepEqual(
       { ...c.text },
       { hiddenSize: 1536, intermediateSize: 8960, numLayers: 28, numHeads: 12, numKvHeads: 2, headDim: 128, vocabSize: 151936, rmsNormEps: 1e-6, ropeTheta: 1e6, mropeSection: [16, 24, 24], tieWordEmbeddings: true, maxPositionEmbeddings: 32768 },
@@ -95,7 +96,7 @@ describe('released layouts (compared with the golden fixtures)', () => {
 
   test('qwen2_5_vl 7b preset: the Qwen2.5-VL-7B-Instruct config and a 16.6 GB BF16 tensor plan in 5 shards', () => {
     const info = freshCheckpoint({ arch: 'qwen2_5_vl', preset: '7b', dtype: 'BF16', shards: 5, weights: false });
-    const c = loadModelConfig(info.dir);
+    const c = asQwen2VLConfig(loadModelConfig(info.dir));
     assert.deepEqual(
       { ...c.text },
       { hiddenSize: 3584, intermediateSize: 18944, numLayers: 28, numHeads: 28, numKvHeads: 4, headDim: 128, vocabSize: 152064, rmsNormEps: 1e-6, ropeTheta: 1e6, mropeSection: [16, 24, 24], tieWordEmbeddings: false, maxPositionEmbeddings: 128000 },
@@ -228,7 +229,7 @@ describe('safetensors files and shards', () => {
     const out = execFileSync(process.execPath, [join(projectRoot, 'dist', 'tools', 'checkpoint.js'), '--arch', 'qwen2_vl', '--dtype', 'BF16', '--shards', '2', '--out', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     assert.match(out, /wrote 2 file\(s\)/);
     assert.ok(readdirSync(dir).includes('model.safetensors.index.json'));
-    assert.equal(loadModelConfig(dir).architecture, 'Qwen2VLForConditionalGeneration');
+    assert.equal(asQwen2VLConfig(loadModelConfig(dir)).architecture, 'Qwen2VLForConditionalGeneration');
     assert.equal(WeightStore.open(dir).get('model.norm.weight').dtype, 'BF16');
   });
 });

@@ -3,6 +3,7 @@
  * golden fixture): Qwen2-VL's config naming, generation from an image and text,
  * determinism across engine loads, and tie_word_embeddings honoured both ways.
  */
+import { asQwen2VLConfig } from '../../src/models/qwen2_vl/config.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { IrisError } from '../../src/errors.js';
@@ -41,7 +42,7 @@ describe('Qwen2-VL tiny checkpoint from the tool', () => {
     assert.deepEqual(config.vision_config, {
       depth: 2, embed_dim: 32, mlp_ratio: 2, num_heads: 2, in_chans: 3, hidden_size: 64, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2,
     });
-    const c = loadModelConfig(dir);
+    const c = asQwen2VLConfig(loadModelConfig(dir));
     assert.equal(c.architecture, 'Qwen2VLForConditionalGeneration');
     assert.equal(c.vision.kind, 'qwen2_vl');
     assert.equal(c.vision.hiddenSize, 32);

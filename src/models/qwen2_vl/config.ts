@@ -1,8 +1,39 @@
 import { ModelLoadError } from '../../errors.js';
-import { Json, ModelConfig, VisionConfig, TextConfig, num } from '../config.js';
+import { Json, ModelConfig, TextConfig, num } from '../config.js';
+
+export interface VisionConfig {
+  kind: 'qwen2_vl' | 'qwen2_5_vl';
+  depth: number;
+  hiddenSize: number;
+  numHeads: number;
+  intermediateSize: number;
+  outHiddenSize: number;
+  patchSize: number;
+  temporalPatchSize: number;
+  spatialMergeSize: number;
+  inChannels: number;
+  /** Qwen2.5-VL only: window side in pixels, and blocks with full attention. */
+  windowSize: number;
+  fullAttBlockIndexes: number[];
+  activation: 'silu' | 'quick_gelu' | 'gelu';
+}
+
+/** A Qwen2-VL / Qwen2.5-VL config.json. */
+export interface Qwen2VLConfig extends ModelConfig {
+  vision: VisionConfig;
+  videoTokenId: number;
+  visionStartTokenId: number;
+  visionEndTokenId: number;
+}
+
+export function asQwen2VLConfig(c: ModelConfig): Qwen2VLConfig {
+  if (!('vision' in c) || !('visionStartTokenId' in c)) throw new ModelLoadError(`${c.architecture} is not a Qwen2-VL family model`);
+  return c as Qwen2VLConfig;
+}
+
 
 /** Parses config.json of a Qwen2-VL / Qwen2.5-VL checkpoint, accepting both spellings used in the wild. */
-export function parseQwen2VLConfig(raw: Json, architecture: string): ModelConfig {
+export function parseQwen2VLConfig(raw: Json, architecture: string): Qwen2VLConfig {
   // Newer transformers nest the text settings under text_config.
   const t: Json = { ...raw, ...(raw.text_config ?? {}) };
   const hiddenSize = num(t, 'hidden_size', '');
@@ -68,15 +99,19 @@ export function parseQwen2VLConfig(raw: Json, architecture: string): ModelConfig
     throw new ModelLoadError(`config.json: vision output width ${vision.outHiddenSize} differs from text hidden_size ${hiddenSize}`);
   }
   const eos = raw.eos_token_id;
+  const imageTokenId = num(raw, 'image_token_id', '', 151655);
+  const visionStartTokenId = num(raw, 'vision_start_token_id', '', 151652);
+  const visionEndTokenId = num(raw, 'vision_end_token_id', '', 151653);
   return {
     architecture,
     modelType: String(raw.model_type ?? ''),
     text,
     vision,
-    imageTokenId: num(raw, 'image_token_id', '', 151655),
+    imageTokenId,
+    rawImageTokens: [visionStartTokenId, imageTokenId, visionEndTokenId],
     videoTokenId: num(raw, 'video_token_id', '', 151656),
-    visionStartTokenId: num(raw, 'vision_start_token_id', '', 151652),
-    visionEndTokenId: num(raw, 'vision_end_token_id', '', 151653),
+    visionStartTokenId,
+    visionEndTokenId,
     eosTokenIds: Array.isArray(eos) ? eos : typeof eos === 'number' ? [eos] : [],
     raw,
   };

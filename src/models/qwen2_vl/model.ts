@@ -4,6 +4,7 @@ import { sessionQuant, quantPolicies } from '../../runtime/quant/policy.js';
 import { GraphSession, i64 } from '../../runtime/session.js';
 import { WeightStore } from '../../runtime/weightStore.js';
 import { ModelConfig } from '../config.js';
+import { Qwen2VLConfig, asQwen2VLConfig } from './config.js';
 import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from '../model.js';
 import { promptPositions } from './mrope.js';
 import { qwen2_5_vlVision } from './qwen2_5VlBlocks.js';
@@ -22,7 +23,7 @@ function weightPrefixes(store: WeightStore): { text: string; vision: string } {
 /** Qwen2-VL and Qwen2.5-VL: a vision tower and a Qwen2 decoder with M-RoPE. */
 export class Qwen2VLModel implements VisionLanguageModel {
   private constructor(
-    readonly config: ModelConfig,
+    readonly config: Qwen2VLConfig,
     readonly pageSize: number,
     private readonly vision: GraphSession,
     private readonly text: DecoderRunner,
@@ -32,7 +33,8 @@ export class Qwen2VLModel implements VisionLanguageModel {
   }
 
   /** The vision and text graphs, weights not read yet (also used to size a quantization mode). */
-  static graphs(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions = {}) {
+  static graphs(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}) {
+    const config = asQwen2VLConfig(modelConfig);
     const policies = quantPolicies(opts.quantization ?? 'none');
     const prefixes = weightPrefixes(store);
     const spec = config.vision.kind === 'qwen2_5_vl' ? qwen2_5_vlVision : qwen2_vlVision;
@@ -41,7 +43,8 @@ export class Qwen2VLModel implements VisionLanguageModel {
     return { vision: v, text: t };
   }
 
-  static async load(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions = {}): Promise<Qwen2VLModel> {
+  static async load(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}): Promise<Qwen2VLModel> {
+    const config = asQwen2VLConfig(modelConfig);
     const pageSize = opts.pageSize ?? 16;
     const { vision: v, text: t } = Qwen2VLModel.graphs(store, config, opts);
     const sessions: GraphSession[] = [];

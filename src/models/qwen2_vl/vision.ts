@@ -2,7 +2,7 @@ import { GraphBuilder } from '../../runtime/onnx/graph.js';
 import { DataType } from '../../runtime/onnx/model.js';
 import { WeightStore } from '../../runtime/weightStore.js';
 import { SessionQuant, SessionWeights } from '../../runtime/sessionWeights.js';
-import { VisionConfig } from '../config.js';
+import { VisionConfig } from './config.js';
 import { LayerCtx, applyRotary, linear } from '../layers.js';
 
 /** The parts in which Qwen2-VL and Qwen2.5-VL vision towers differ. */

@@ -1,4 +1,4 @@
-import { VisionConfig } from '../config.js';
+import { VisionConfig } from './config.js';
 
 export type GridThw = [number, number, number];
 

@@ -280,7 +280,7 @@ export class Engine {
       prompt = rendered.prompt;
       sources = rendered.images.map((r) => r.url);
       details = rendered.images.map((r) => r.detail);
-      ids = this.tokenizer.encode(prompt);
+      ids = this.tokenizer.encodeChatPrompt(prompt);
     } else if (input.prompt !== undefined) {
       sources = input.images ?? [];
       prompt = input.prompt;

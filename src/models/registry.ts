@@ -5,6 +5,8 @@ import { WeightStore } from '../runtime/weightStore.js';
 import { join } from 'node:path';
 import { Json, ModelConfig, readJson } from './config.js';
 import { ModelLoadOptions, VisionLanguageModel } from './model.js';
+import { parseLlavaConfig } from './llava/config.js';
+import { LlavaModel } from './llava/model.js';
 import { parseQwen2VLConfig } from './qwen2_vl/config.js';
 import { Qwen2VLModel } from './qwen2_vl/model.js';
 
@@ -21,10 +23,23 @@ interface Family {
 
 const qwen2vl: Family = {
   parseConfig: parseQwen2VLConfig,
-  kvLayers: (c) => Array.from({ length: c.text.numLayers }, () => ({ kind: 'full', width: c.text.numKvHeads * c.text.headDim })),
+  kvLayers: (c) => fullKv(c),
   load: (s, c, o) => Qwen2VLModel.load(s, c, o),
   residentBytes: (s, c, o) => {
     const { vision, text } = Qwen2VLModel.graphs(s, c, o);
+    return vision.w.residentBytes + text.w.residentBytes;
+  },
+};
+
+/** Every decoder layer keeps full K and V of kv heads * head dim. */
+const fullKv = (c: ModelConfig): KvLayerSpec[] => Array.from({ length: c.text.numLayers }, () => ({ kind: 'full', width: c.text.numKvHeads * c.text.headDim }));
+
+const llava: Family = {
+  parseConfig: parseLlavaConfig,
+  kvLayers: fullKv,
+  load: (s, c, o) => LlavaModel.load(s, c, o),
+  residentBytes: (s, c, o) => {
+    const { vision, text } = LlavaModel.graphs(s, c, o);
     return vision.w.residentBytes + text.w.residentBytes;
   },
 };
@@ -33,6 +48,7 @@ const qwen2vl: Family = {
 const REGISTRY: Record<string, Family> = {
   Qwen2_5_VLForConditionalGeneration: qwen2vl,
   Qwen2VLForConditionalGeneration: qwen2vl,
+  LlavaForConditionalGeneration: llava,
 };
 
 function family(config: ModelConfig): Family {

@@ -1,5 +1,8 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ModelLoadError } from '../errors.js';
 import { RgbImage } from './image.js';
+import { ClipProcessorConfig, loadClipProcessorConfig, preprocessClip } from './processors/clip.js';
 import { loadQwen2VLProcessorConfig, preprocessQwen2VL } from './processors/qwen2vl.js';
 
 /** Per-request knobs of the pixel budget (min/max pixels after resizing). */
@@ -13,7 +16,8 @@ export interface PixelBudget {
 /** Model-ready pixels of one image and the number of placeholder tokens it takes. */
 export interface ProcessedImage {
   pixelValues: Float32Array;
-  grid: [number, number, number];
+  /** The family's layout numbers (Qwen2-VL: [t, h, w] patches; LLaVA: [height, width]). */
+  grid: number[];
   numTokens: number;
 }
 
@@ -38,5 +42,29 @@ export function loadImageProcessor(modelDir: string, modelType: string): ImagePr
       },
     };
   }
+  if (modelType === 'llava') {
+    const cfg = loadClipProcessorConfig(modelDir);
+    const tokens = llavaImageTokens(modelDir, cfg);
+    return {
+      // LLaVA-1.5 sees every image at the crop size: the token budget does not apply.
+      process(img, _budget, alloc) {
+        const r = preprocessClip(img, cfg, alloc);
+        return { pixelValues: r.pixelValues, grid: [r.height, r.width], numTokens: tokens };
+      },
+    };
+  }
   throw new ModelLoadError(`no image processor for model type ${modelType}`);
+}
+
+/**
+ * LlavaProcessor's image token count: (crop / patch)^2 plus num_additional_image_tokens (the
+ * class token), less one when the "default" feature strategy drops it (processor_config.json).
+ */
+function llavaImageTokens(modelDir: string, cfg: ClipProcessorConfig): number {
+  const file = join(modelDir, 'processor_config.json');
+  const p: Record<string, unknown> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  const patch = typeof p.patch_size === 'number' ? p.patch_size : 14;
+  const additional = typeof p.num_additional_image_tokens === 'number' ? p.num_additional_image_tokens : 1;
+  const dropCls = (p.vision_feature_select_strategy ?? 'default') === 'default';
+  return Math.floor(cfg.crop.height / patch) * Math.floor(cfg.crop.width / patch) + additional - (dropCls ? 1 : 0);
 }

@@ -157,6 +157,17 @@ export class TextTokenizer {
     return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
   }
 
+  /**
+   * A rendered chat prompt's ids, as transformers' processors tokenize it: with the
+   * post-processor's special tokens (a BOS for Llama-style tokenizers; nothing for Qwen's),
+   * unless the template already wrote the BOS token itself (no second BOS).
+   */
+  encodeChatPrompt(prompt: string): number[] {
+    const bos = this.specialTokens.bos_token;
+    const hasBos = typeof bos === 'string' && bos.length > 0 && prompt.startsWith(bos);
+    return this.encode(prompt, { addSpecialTokens: !hasBos });
+  }
+
   decode(ids: readonly number[], opts: DecodeOptions = {}): string {
     const skip = opts.skipSpecialTokens ?? false;
     // Filter here (Set lookup) rather than in the library (string scan per token); unknown ids are

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { Engine } from '../../src/engine/engine.js';
 import { goldenChatCases } from '../helpers/golden.js';
@@ -12,10 +13,15 @@ for (const [family, set] of [
   ['qwen2_vl', 'golden'],
   ['qwen2_5_vl', 'golden-extra'],
   ['qwen2_vl', 'golden-extra'],
+  ['llava', 'golden'],
+  ['llava', 'golden-extra'],
+  ['llava_bf16', 'golden-extra'],
 ]) {
   test(`${set}/${family}: chat cases give the reference prompt, tokens and top-5 logprobs`, async () => {
     const cases = goldenChatCases(family!, set);
-    const engine = await Engine.load({ modelPath: fixturePath(`golden/${family}/model`) });
+    // Cases of a checkpoint of their own keep it beside them (e.g. a BF16 sharded one).
+    const own = fixturePath(`${set}/${family}/model`);
+    const engine = await Engine.load({ modelPath: existsSync(own) ? own : fixturePath(`golden/${family}/model`) });
     try {
       for (const c of cases.cases) {
         const exp = c.expected ?? { prompt_tokens: c.prompt_tokens, completion_token_ids: c.completion_ids, top_logprobs: c.top5 };

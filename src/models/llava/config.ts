@@ -1,0 +1,55 @@
+import { ModelLoadError } from '../../errors.js';
+import { Json, ModelConfig, TextConfig, num } from '../config.js';
+import { ClipVisionConfig, parseClipVisionConfig } from './clipVision.js';
+
+/** A LLaVA-1.5 config.json (`LlavaForConditionalGeneration`): a CLIP tower, a projector, a Llama decoder. */
+export interface LlavaConfig extends ModelConfig {
+  vision: ClipVisionConfig;
+  /** hidden_states index the image features are taken from (negative: from the end). */
+  visionFeatureLayer: number;
+  /** "default" drops the class token; "full" keeps it. */
+  dropClassToken: boolean;
+}
+
+export function asLlavaConfig(c: ModelConfig): LlavaConfig {
+  if (!('visionFeatureLayer' in c)) throw new ModelLoadError(`${c.architecture} is not a LLaVA model`);
+  return c as LlavaConfig;
+}
+
+export function parseLlavaConfig(raw: Json, architecture: string): LlavaConfig {
+  const t: Json = raw.text_config ?? {};
+  const hiddenSize = num(t, 'hidden_size', 'text_config.', 4096);
+  const numHeads = num(t, 'num_attention_heads', 'text_config.', 32);
+  const text: TextConfig = {
+    hiddenSize,
+    intermediateSize: num(t, 'intermediate_size', 'text_config.', 11008),
+    numLayers: num(t, 'num_hidden_layers', 'text_config.', 32),
+    numHeads,
+    numKvHeads: num(t, 'num_key_value_heads', 'text_config.', numHeads),
+    headDim: num(t, 'head_dim', 'text_config.', hiddenSize / numHeads),
+    vocabSize: num(t, 'vocab_size', 'text_config.', num(raw, 'vocab_size', '', 32064)),
+    rmsNormEps: num(t, 'rms_norm_eps', 'text_config.', 1e-6),
+    ropeTheta: num(t, 'rope_theta', 'text_config.', 10000),
+    tieWordEmbeddings: Boolean(raw.tie_word_embeddings ?? t.tie_word_embeddings ?? false),
+    maxPositionEmbeddings: num(t, 'max_position_embeddings', 'text_config.', 4096),
+  };
+  if (t.rope_scaling) throw new ModelLoadError(`config.json: text_config.rope_scaling is not supported for ${architecture} yet`);
+  const layer = raw.vision_feature_layer ?? -2;
+  if (typeof layer !== 'number') throw new ModelLoadError('config.json: vision_feature_layer must be one number (lists of layers are not supported yet)');
+  const strategy = raw.vision_feature_select_strategy ?? 'default';
+  if (strategy !== 'default' && strategy !== 'full') throw new ModelLoadError(`config.json: unknown vision_feature_select_strategy ${JSON.stringify(strategy)}`);
+  const imageTokenId = num(raw, 'image_token_index', '', 32000);
+  const eos = t.eos_token_id ?? raw.eos_token_id;
+  return {
+    architecture,
+    modelType: String(raw.model_type ?? ''),
+    text,
+    vision: parseClipVisionConfig(raw.vision_config ?? {}),
+    visionFeatureLayer: layer,
+    dropClassToken: strategy === 'default',
+    imageTokenId,
+    rawImageTokens: [imageTokenId],
+    eosTokenIds: Array.isArray(eos) ? eos : typeof eos === 'number' ? [eos] : [],
+    raw,
+  };
+}

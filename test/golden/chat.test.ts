@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { Engine } from '../../src/engine/engine.js';
 import { goldenChatCases } from '../helpers/golden.js';
+import { postJson, startIris } from '../helpers/server.js';
 import { fixturePath, projectRoot } from '../helpers/paths.js';
 
 /** The chat-level golden cases through the offline Engine, as a client would send them. */
@@ -53,19 +54,42 @@ for (const [family, set] of [
   });
 }
 
-test('iris generate --json prints the golden completion token ids', async () => {
-  const c = goldenChatCases('qwen2_5_vl').cases[0];
-  const { stdout } = await promisify(execFile)(process.execPath, [
-    `${projectRoot}/dist/src/cli/main.js`, 'generate',
-    '--model-path', fixturePath('golden/qwen2_5_vl/model'),
-    '--image', fixturePath('golden/qwen2_5_vl/cases/chat_one_image/image0.png'),
-    '--prompt', 'What is in this image?', '--max-tokens', '12', '--temperature', '0', '--top-logprobs', '2', '--json',
-  ]);
-  const out = JSON.parse(stdout);
-  assert.deepEqual(out.token_ids, c.expected.completion_token_ids);
-  assert.equal(out.prompt_tokens, c.expected.prompt_tokens);
-  assert.equal(out.finish_reason, 'length');
-  assert.equal(out.logprobs.length, 12);
-  assert.equal(out.logprobs[0].top.length, 2);
-  assert.equal(out.logprobs[0].token_id, c.expected.completion_token_ids[0]);
-});
+for (const family of ['qwen2_5_vl', 'llava']) {
+  test(`${family}: iris generate --json prints the golden completion token ids`, async () => {
+    const c = goldenChatCases(family).cases[0];
+    const caseDir = fixturePath(`golden/${family}/cases/${c.name ?? 'chat_one_image'}`);
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      `${projectRoot}/dist/src/cli/main.js`, 'generate',
+      '--model-path', fixturePath(`golden/${family}/model`),
+      '--image', `${caseDir}/image0.png`,
+      '--prompt', 'What is in this image?', '--max-tokens', '12', '--temperature', '0', '--top-logprobs', '2', '--json',
+    ]);
+    const out = JSON.parse(stdout);
+    assert.deepEqual(out.token_ids, c.expected.completion_token_ids);
+    assert.equal(out.prompt_tokens, c.expected.prompt_tokens);
+    assert.equal(out.finish_reason, 'length');
+    assert.equal(out.logprobs.length, 12);
+    assert.equal(out.logprobs[0].top.length, 2);
+    assert.equal(out.logprobs[0].token_id, c.expected.completion_token_ids[0]);
+  });
+}
+
+for (const family of ['qwen2_5_vl', 'llava']) {
+  test(`${family}: the golden chat case through HTTP gives the reference tokens and top-5 logprobs`, async () => {
+    const c = goldenChatCases(family).cases[0];
+    const server = await startIris([], { modelPath: fixturePath(`golden/${family}/model`) });
+    try {
+      const r = await postJson(server.baseUrl, '/v1/chat/completions', { messages: c.messages, max_tokens: 12, temperature: 0, logprobs: true, top_logprobs: 5 });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.usage.prompt_tokens, c.expected.prompt_tokens);
+      const steps = r.json.choices[0].logprobs.content;
+      assert.equal(steps.length, 12);
+      c.expected.top_logprobs.forEach((step: Array<{ id: number; logprob: number }>, i: number) => {
+        step.forEach((e, j) => assert.ok(Math.abs(steps[i].top_logprobs[j].logprob - e.logprob) < 1e-4, `step ${i} rank ${j}`));
+      });
+      if (c.expected.completion_text !== undefined && !c.expected.completion_text_is_lossy_utf8) assert.equal(r.json.choices[0].message.content, c.expected.completion_text);
+    } finally {
+      await server.stop();
+    }
+  });
+}

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { decodeImage } from '../../src/multimodal/decode.js';
+import { llavaNextTokens, loadLlavaNextProcessorConfig, preprocessLlavaNext, selectBestResolution, unpadRegion } from '../../src/multimodal/processors/llavaNext.js';
+import { caseImages, goldenCase, goldenCaseNames } from '../helpers/golden.js';
+import { fixturePath } from '../helpers/paths.js';
+
+const PINS: Array<[number, number]> = [[84, 168], [168, 84], [168, 168], [252, 84], [84, 252]];
+
+test('anyres choices as transformers makes them: best resolution ties keep the first, unpadding rounds and keeps the odd line', () => {
+  assert.deepEqual(selectBestResolution(84, 84, PINS), [84, 168]);
+  assert.deepEqual(selectBestResolution(50, 200, PINS), [84, 252]);
+  assert.deepEqual(unpadRegion(6, 18, 50, 200), [1, 4, 0, 18]);
+  // A 130x90 image (h 90, w 130) on an 8x12 grid: new width int(11.56) = 11, pad 0, all 12 columns kept.
+  assert.deepEqual(unpadRegion(8, 12, 90, 130), [0, 8, 0, 12]);
+});
+
+for (const family of ['llava_next_mistral', 'llava_next_vicuna', 'llava_next_llama3']) {
+  test(`${family}: LlavaNextImageProcessor pixel values and image token counts equal the reference's`, async () => {
+    const dir = fixturePath(`golden-extra/${family}/model`);
+    const cfg = loadLlavaNextProcessorConfig(dir);
+    let images = 0;
+    for (const [set, name] of goldenCaseNames(family)) {
+      const gc = goldenCase(family, name, set);
+      const files = caseImages(gc.dir);
+      if (files.length === 0) continue;
+      const want = gc.tensor('pixel_values');
+      const slots = gc.oracle.pixel_values_shape as number[];
+      const per = 3 * cfg.crop.height * cfg.crop.width;
+      for (const [i, f] of files.entries()) {
+        const img = await decodeImage(readFileSync(f));
+        const r = preprocessLlavaNext(img, cfg);
+        const ref = want.subarray(i * slots[1]! * per, i * slots[1]! * per + r.pieces * per);
+        let diff = 0;
+        for (let k = 0; k < ref.length; k++) if (r.pixelValues[k] !== ref[k]) diff++;
+        assert.equal(diff, 0, `${name} image ${i}: ${diff} values differ`);
+        assert.equal(llavaNextTokens(img.height, img.width, cfg, 14), gc.oracle.num_image_tokens[i], `${name} image ${i}: token count`);
+        images++;
+      }
+    }
+    assert.ok(images >= 3, `${images} images checked`);
+  });
+}

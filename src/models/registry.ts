@@ -49,6 +49,7 @@ const REGISTRY: Record<string, Family> = {
   Qwen2_5_VLForConditionalGeneration: qwen2vl,
   Qwen2VLForConditionalGeneration: qwen2vl,
   LlavaForConditionalGeneration: llava,
+  LlavaNextForConditionalGeneration: llava,
 };
 
 function family(config: ModelConfig): Family {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ModelLoadError } from '../errors.js';
 import { RgbImage } from './image.js';
 import { ClipProcessorConfig, loadClipProcessorConfig, preprocessClip } from './processors/clip.js';
+import { llavaNextTokens, loadLlavaNextProcessorConfig, preprocessLlavaNext } from './processors/llavaNext.js';
 import { loadQwen2VLProcessorConfig, preprocessQwen2VL } from './processors/qwen2vl.js';
 
 /** Per-request knobs of the pixel budget (min/max pixels after resizing). */
@@ -53,7 +54,35 @@ export function loadImageProcessor(modelDir: string, modelType: string): ImagePr
       },
     };
   }
+  if (modelType === 'llava_next') {
+    const cfg = loadLlavaNextProcessorConfig(modelDir);
+    const patch = processorPatchSize(modelDir);
+    return {
+      // The image keeps its own size: the anyres canvases decide its tokens, not the budget.
+      process(img) {
+        const r = preprocessLlavaNext(img, cfg);
+        return { pixelValues: r.pixelValues, grid: [img.height, img.width, ...r.grid], numTokens: llavaNextTokens(img.height, img.width, cfg, patch) };
+      },
+    };
+  }
   throw new ModelLoadError(`no image processor for model type ${modelType}`);
+}
+
+/** processor_config.json's patch_size (the vision tower's), 14 when absent. */
+function processorPatchSize(modelDir: string): number {
+  const p = processorConfig(modelDir);
+  return typeof p.patch_size === 'number' ? p.patch_size : 14;
+}
+
+/** processor_config.json (the multimodal processor's settings), or {} when the checkpoint has none. */
+function processorConfig(modelDir: string): Record<string, unknown> {
+  const file = join(modelDir, 'processor_config.json');
+  if (!existsSync(file)) return {};
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ModelLoadError(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
 }
 
 /**
@@ -61,8 +90,7 @@ export function loadImageProcessor(modelDir: string, modelType: string): ImagePr
  * class token), less one when the "default" feature strategy drops it (processor_config.json).
  */
 function llavaImageTokens(modelDir: string, cfg: ClipProcessorConfig): number {
-  const file = join(modelDir, 'processor_config.json');
-  const p: Record<string, unknown> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  const p = processorConfig(modelDir);
   const patch = typeof p.patch_size === 'number' ? p.patch_size : 14;
   const additional = typeof p.num_additional_image_tokens === 'number' ? p.num_additional_image_tokens : 1;
   const dropCls = (p.vision_feature_select_strategy ?? 'default') === 'default';

@@ -17,6 +17,9 @@ for (const [family, set] of [
   ['llava', 'golden'],
   ['llava', 'golden-extra'],
   ['llava_bf16', 'golden-extra'],
+  ['llava_next_mistral', 'golden-extra'],
+  ['llava_next_vicuna', 'golden-extra'],
+  ['llava_next_llama3', 'golden-extra'],
 ]) {
   test(`${set}/${family}: chat cases give the reference prompt, tokens and top-5 logprobs`, async () => {
     const cases = goldenChatCases(family!, set);

@@ -2,13 +2,18 @@ import { ModelLoadError } from '../../errors.js';
 import { Json, ModelConfig, TextConfig, num } from '../config.js';
 import { ClipVisionConfig, parseClipVisionConfig } from './clipVision.js';
 
-/** A LLaVA-1.5 config.json (`LlavaForConditionalGeneration`): a CLIP tower, a projector, a Llama decoder. */
+/**
+ * A LLaVA-1.5 or LLaVA-NeXT config.json (`LlavaForConditionalGeneration`,
+ * `LlavaNextForConditionalGeneration`): a CLIP tower, a projector, a Llama or Mistral decoder.
+ */
 export interface LlavaConfig extends ModelConfig {
   vision: ClipVisionConfig;
   /** hidden_states index the image features are taken from (negative: from the end). */
   visionFeatureLayer: number;
   /** "default" drops the class token; "full" keeps it. */
   dropClassToken: boolean;
+  /** LLaVA-NeXT: the anyres canvases (height, width); null for LLaVA-1.5. */
+  pinpoints: Array<[number, number]> | null;
 }
 
 export function asLlavaConfig(c: ModelConfig): LlavaConfig {
@@ -33,6 +38,7 @@ export function parseLlavaConfig(raw: Json, architecture: string): LlavaConfig {
     tieWordEmbeddings: Boolean(raw.tie_word_embeddings ?? t.tie_word_embeddings ?? false),
     maxPositionEmbeddings: num(t, 'max_position_embeddings', 'text_config.', 4096),
   };
+  if (architecture === 'LlavaNextForConditionalGeneration' && !Array.isArray(raw.image_grid_pinpoints)) throw new ModelLoadError('config.json: image_grid_pinpoints is missing');
   if (t.rope_scaling) throw new ModelLoadError(`config.json: text_config.rope_scaling is not supported for ${architecture} yet`);
   const layer = raw.vision_feature_layer ?? -2;
   if (typeof layer !== 'number') throw new ModelLoadError('config.json: vision_feature_layer must be one number (lists of layers are not supported yet)');
@@ -47,6 +53,7 @@ export function parseLlavaConfig(raw: Json, architecture: string): LlavaConfig {
     vision: parseClipVisionConfig(raw.vision_config ?? {}),
     visionFeatureLayer: layer,
     dropClassToken: strategy === 'default',
+    pinpoints: architecture === 'LlavaNextForConditionalGeneration' ? ((raw.image_grid_pinpoints as Array<[number, number]> | undefined) ?? null) : null,
     imageTokenId,
     rawImageTokens: [imageTokenId],
     eosTokenIds: Array.isArray(eos) ? eos : typeof eos === 'number' ? [eos] : [],

@@ -8,17 +8,22 @@ import { buildDecoderGraph } from '../decoder.js';
 import { DecoderRunner } from '../decoderRunner.js';
 import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from '../model.js';
 import { CLIP_INPUTS, buildClipVisionGraph } from './clipVision.js';
+import { unpadRegion } from '../../multimodal/processors/llavaNext.js';
 import { LlavaConfig, asLlavaConfig } from './config.js';
 
 /** llava-hf checkpoints name the parts `vision_tower.*`, `multi_modal_projector.*`, `language_model.*`; newer transformers nest them under `model.`. */
 function weightNames(store: WeightStore) {
   if (store.has('model.language_model.embed_tokens.weight')) {
-    return { vision: 'model.vision_tower.vision_model', projector: 'model.multi_modal_projector', text: 'model.language_model', lmHead: 'lm_head.weight' };
+    return { vision: 'model.vision_tower.vision_model', projector: 'model.multi_modal_projector', text: 'model.language_model', lmHead: 'lm_head.weight', newline: 'model.image_newline' };
   }
-  return { vision: 'vision_tower.vision_model', projector: 'multi_modal_projector', text: 'language_model.model', lmHead: 'language_model.lm_head.weight' };
+  return { vision: 'vision_tower.vision_model', projector: 'multi_modal_projector', text: 'language_model.model', lmHead: 'language_model.lm_head.weight', newline: 'image_newline' };
 }
 
-/** LLaVA-1.5: a CLIP tower and projector, and a Llama decoder with 1-D RoPE. */
+/**
+ * LLaVA-1.5 and LLaVA-NeXT: a CLIP tower and projector, and a Llama / Mistral decoder with
+ * 1-D RoPE. LLaVA-NeXT images come as a base image and tiles, whose features are packed into
+ * one map, unpadded to the image's aspect, with a newline feature after every row.
+ */
 export class LlavaModel implements VisionLanguageModel {
   readonly positionAxes = 1;
 
@@ -29,6 +34,8 @@ export class LlavaModel implements VisionLanguageModel {
     private readonly text: DecoderRunner,
     readonly weightBytes: number,
     readonly residentBytes: number,
+    /** LLaVA-NeXT's image_newline feature; null for LLaVA-1.5. */
+    private readonly newline: Float32Array | null,
   ) {}
 
   static graphs(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}) {
@@ -56,18 +63,56 @@ export class LlavaModel implements VisionLanguageModel {
       opts.onProgress?.(`building ${what}`);
       sessions.push(await GraphSession.create(part.g, part.w, opts));
     }
-    return new LlavaModel(config, pageSize, sessions[0]!, new DecoderRunner(sessions[1]!, config.text, pageSize), v.w.bytes + t.w.bytes, v.w.residentBytes + t.w.residentBytes);
+    const newline = config.pinpoints ? store.readFloat32(weightNames(store).newline, [config.text.hiddenSize]) : null;
+    return new LlavaModel(config, pageSize, sessions[0]!, new DecoderRunner(sessions[1]!, config.text, pageSize), v.w.bytes + t.w.bytes, v.w.residentBytes + t.w.residentBytes, newline);
   }
 
-  /** All images have the crop size: one tower run, then one block of rows per image. */
+  /** Every piece (an image, or a base image and tiles) has the crop size: one tower run over all of them. */
   async encodeImages(images: ImageInput[]): Promise<Float32Array[]> {
     const S = this.config.vision.imageSize;
     const per = 3 * S * S;
-    const pixels = new Float32Array(images.length * per);
-    images.forEach((img, i) => pixels.set(img.pixelValues, i * per));
-    const out = (await this.vision.run({ [CLIP_INPUTS.pixels]: { data: pixels, dims: [images.length, 3, S, S] } }))[CLIP_INPUTS.output]!.data;
-    const rows = out.length / images.length;
-    return images.map((_, i) => out.slice(i * rows, (i + 1) * rows));
+    const pieces = images.map((img) => img.pixelValues.length / per);
+    const pixels = new Float32Array(pieces.reduce((a, b) => a + b, 0) * per);
+    let off = 0;
+    for (const img of images) {
+      pixels.set(img.pixelValues, off);
+      off += img.pixelValues.length;
+    }
+    const total = off / per;
+    const out = (await this.vision.run({ [CLIP_INPUTS.pixels]: { data: pixels, dims: [total, 3, S, S] } }))[CLIP_INPUTS.output]!.data;
+    const rowsPerPiece = out.length / total;
+    let first = 0;
+    return images.map((img, i) => {
+      const feats = out.subarray(first * rowsPerPiece, (first + pieces[i]!) * rowsPerPiece);
+      first += pieces[i]!;
+      return this.newline ? this.packAnyres(feats, img.grid) : feats.slice();
+    });
+  }
+
+  /**
+   * LLaVA-NeXT's pack_image_features: the base image's features, then the tiles' features as
+   * one (rows * G) x (cols * G) map, cut to the image's aspect, a newline feature after each row.
+   * `grid`: [height, width, tile rows, tile cols] from the processor.
+   */
+  private packAnyres(feats: Float32Array, grid: number[]): Float32Array {
+    const [height, width, tr, tc] = grid as [number, number, number, number];
+    const D = this.config.text.hiddenSize;
+    const G = this.config.vision.imageSize / this.config.vision.patchSize;
+    const [r0, h, c0, w] = unpadRegion(tr * G, tc * G, height, width);
+    const out = new Float32Array((G * G + h * (w + 1)) * D);
+    out.set(feats.subarray(0, G * G * D));
+    let o = G * G * D;
+    for (let r = r0; r < r0 + h; r++) {
+      for (let c = c0; c < c0 + w; c++) {
+        const tile = 1 + Math.floor(r / G) * tc + Math.floor(c / G);
+        const row = tile * G * G + (r % G) * G + (c % G);
+        out.set(feats.subarray(row * D, (row + 1) * D), o);
+        o += D;
+      }
+      out.set(this.newline!, o);
+      o += D;
+    }
+    return out;
   }
 
   /** Plain 1-D positions: token i at position i. */

@@ -40,11 +40,13 @@ export function fusedLinear(ctx: LayerCtx, x: string, prefixes: string[], inDim:
   return bias ? g.add(y, w.concatenated(prefixes.map((p, i) => [`${p}.bias`, [outDims[i]!]]))) : y;
 }
 
-export type Activation = 'silu' | 'quick_gelu' | 'gelu';
+export type Activation = 'silu' | 'quick_gelu' | 'gelu' | 'gelu_pytorch_tanh';
 
 export function activate(g: GraphBuilder, x: string, act: Activation): string {
   if (act === 'silu') return g.silu(x);
   if (act === 'quick_gelu') return g.quickGelu(x);
+  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): ONNX Runtime's FastGelu.
+  if (act === 'gelu_pytorch_tanh') return g.op('FastGelu', [x], {}, { domain: 'com.microsoft' });
   return g.gelu(x);
 }
 

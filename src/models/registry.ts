@@ -50,6 +50,7 @@ const REGISTRY: Record<string, Family> = {
   Qwen2VLForConditionalGeneration: qwen2vl,
   LlavaForConditionalGeneration: llava,
   LlavaNextForConditionalGeneration: llava,
+  LlavaOnevisionForConditionalGeneration: llava,
 };
 
 function family(config: ModelConfig): Family {

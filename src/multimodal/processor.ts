@@ -54,14 +54,18 @@ export function loadImageProcessor(modelDir: string, modelType: string): ImagePr
       },
     };
   }
-  if (modelType === 'llava_next') {
+  if (modelType === 'llava_next' || modelType === 'llava_onevision') {
     const cfg = loadLlavaNextProcessorConfig(modelDir);
-    const patch = processorPatchSize(modelDir);
+    const p = processorConfig(modelDir);
+    // Features per tile side: crop / patch (NeXT), or sqrt(num_image_tokens) (OneVision, which
+    // also downscales large maps to 9 tiles' worth, a number its processor hard-codes).
+    const onevision = modelType === 'llava_onevision';
+    const g = onevision ? Math.floor(Math.sqrt(Number(p.num_image_tokens ?? 729))) : cfg.crop.height / processorPatchSize(modelDir);
     return {
       // The image keeps its own size: the anyres canvases decide its tokens, not the budget.
       process(img) {
         const r = preprocessLlavaNext(img, cfg);
-        return { pixelValues: r.pixelValues, grid: [img.height, img.width, ...r.grid], numTokens: llavaNextTokens(img.height, img.width, cfg, patch) };
+        return { pixelValues: r.pixelValues, grid: [img.height, img.width, ...r.grid], numTokens: llavaNextTokens(img.height, img.width, cfg, g, onevision ? 9 : null) };
       },
     };
   }

@@ -20,7 +20,14 @@ for (const [family, set] of [
   ['llava_next_mistral', 'golden-extra'],
   ['llava_next_vicuna', 'golden-extra'],
   ['llava_next_llama3', 'golden-extra'],
+  ['llava_onevision', 'golden'],
+  ['llava_onevision', 'golden-extra'],
 ]) {
+  // The OneVision references' own float32 noise: two runs of the reference code agree on their
+  // logits only within 2.1e-4 (logits up to 37, activations ~100 in the first decoder layer;
+  // golden-extra/LLAVA.md), and a text-only case differs as much as image ones. Tokens and
+  // prompts stay exact; logprobs are held to that measured reproducibility.
+  const tolerance = family === 'llava_onevision' && set === 'golden-extra' ? 2.5e-4 : 1e-4;
   test(`${set}/${family}: chat cases give the reference prompt, tokens and top-5 logprobs`, async () => {
     const cases = goldenChatCases(family!, set);
     // Cases of a checkpoint of their own keep it beside them (e.g. a BF16 sharded one).
@@ -38,7 +45,7 @@ for (const [family, set] of [
           const got = r.logprobs![i]!.top;
           step.forEach((e, j) => {
             assert.equal(got[j]!.tokenId, e.id, `step ${i} rank ${j}`);
-            assert.ok(Math.abs(got[j]!.logprob - e.logprob) < 1e-4, `step ${i} rank ${j}: ${got[j]!.logprob} vs ${e.logprob}`);
+            assert.ok(Math.abs(got[j]!.logprob - e.logprob) < tolerance, `step ${i} rank ${j}: ${got[j]!.logprob} vs ${e.logprob}`);
           });
         });
         // Streaming gives the same text and tokens.

@@ -16,9 +16,16 @@ test('anyres choices as transformers makes them: best resolution ties keep the f
   assert.deepEqual(unpadRegion(8, 12, 90, 130), [0, 8, 0, 12]);
 });
 
-for (const family of ['llava_next_mistral', 'llava_next_vicuna', 'llava_next_llama3']) {
-  test(`${family}: LlavaNextImageProcessor pixel values and image token counts equal the reference's`, async () => {
-    const dir = fixturePath(`golden-extra/${family}/model`);
+// [family, model folder, features per tile side, OneVision's max tiles]
+const FAMILIES: Array<[string, string, number, number | null]> = [
+  ['llava_next_mistral', 'golden-extra/llava_next_mistral/model', 6, null],
+  ['llava_next_vicuna', 'golden-extra/llava_next_vicuna/model', 6, null],
+  ['llava_next_llama3', 'golden-extra/llava_next_llama3/model', 6, null],
+  ['llava_onevision', 'golden/llava_onevision/model', 4, 9],
+];
+for (const [family, model, g, maxPatches] of FAMILIES) {
+  test(`${family}: the anyres image processor's pixel values and image token counts equal the reference's`, async () => {
+    const dir = fixturePath(model);
     const cfg = loadLlavaNextProcessorConfig(dir);
     let images = 0;
     for (const [set, name] of goldenCaseNames(family)) {
@@ -35,7 +42,7 @@ for (const family of ['llava_next_mistral', 'llava_next_vicuna', 'llava_next_lla
         let diff = 0;
         for (let k = 0; k < ref.length; k++) if (r.pixelValues[k] !== ref[k]) diff++;
         assert.equal(diff, 0, `${name} image ${i}: ${diff} values differ`);
-        assert.equal(llavaNextTokens(img.height, img.width, cfg, 14), gc.oracle.num_image_tokens[i], `${name} image ${i}: token count`);
+        assert.equal(llavaNextTokens(img.height, img.width, cfg, g, maxPatches), gc.oracle.num_image_tokens[i], `${name} image ${i}: token count`);
         images++;
       }
     }

@@ -12,8 +12,12 @@ export interface LlavaConfig extends ModelConfig {
   visionFeatureLayer: number;
   /** "default" drops the class token; "full" keeps it. */
   dropClassToken: boolean;
-  /** LLaVA-NeXT: the anyres canvases (height, width); null for LLaVA-1.5. */
+  /** LLaVA-NeXT and -OneVision: the anyres canvases (height, width); null for LLaVA-1.5. */
   pinpoints: Array<[number, number]> | null;
+  /** LLaVA-OneVision's anyres_max_N: larger feature maps are downscaled to N tiles' worth. */
+  maxAnyresPatches: number | null;
+  /** The decoder has q/k/v biases (Qwen2, as in OneVision). */
+  qkvBias: boolean;
 }
 
 export function asLlavaConfig(c: ModelConfig): LlavaConfig {
@@ -38,7 +42,8 @@ export function parseLlavaConfig(raw: Json, architecture: string): LlavaConfig {
     tieWordEmbeddings: Boolean(raw.tie_word_embeddings ?? t.tie_word_embeddings ?? false),
     maxPositionEmbeddings: num(t, 'max_position_embeddings', 'text_config.', 4096),
   };
-  if (architecture === 'LlavaNextForConditionalGeneration' && !Array.isArray(raw.image_grid_pinpoints)) throw new ModelLoadError('config.json: image_grid_pinpoints is missing');
+  const anyres = architecture !== 'LlavaForConditionalGeneration';
+  if (anyres && !Array.isArray(raw.image_grid_pinpoints)) throw new ModelLoadError('config.json: image_grid_pinpoints is missing');
   if (t.rope_scaling) throw new ModelLoadError(`config.json: text_config.rope_scaling is not supported for ${architecture} yet`);
   const layer = raw.vision_feature_layer ?? -2;
   if (typeof layer !== 'number') throw new ModelLoadError('config.json: vision_feature_layer must be one number (lists of layers are not supported yet)');
@@ -53,7 +58,9 @@ export function parseLlavaConfig(raw: Json, architecture: string): LlavaConfig {
     vision: parseClipVisionConfig(raw.vision_config ?? {}),
     visionFeatureLayer: layer,
     dropClassToken: strategy === 'default',
-    pinpoints: architecture === 'LlavaNextForConditionalGeneration' ? ((raw.image_grid_pinpoints as Array<[number, number]> | undefined) ?? null) : null,
+    pinpoints: anyres ? ((raw.image_grid_pinpoints as Array<[number, number]> | undefined) ?? null) : null,
+    maxAnyresPatches: typeof raw.vision_aspect_ratio === 'string' && /^anyres_max_\d+$/.test(raw.vision_aspect_ratio) ? Number(raw.vision_aspect_ratio.slice('anyres_max_'.length)) : null,
+    qkvBias: t.model_type === 'qwen2',
     imageTokenId,
     rawImageTokens: [imageTokenId],
     eosTokenIds: Array.isArray(eos) ? eos : typeof eos === 'number' ? [eos] : [],

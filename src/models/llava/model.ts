@@ -8,7 +8,7 @@ import { buildDecoderGraph } from '../decoder.js';
 import { DecoderRunner } from '../decoderRunner.js';
 import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from '../model.js';
 import { CLIP_INPUTS, buildClipVisionGraph } from './clipVision.js';
-import { unpadRegion } from '../../multimodal/processors/llavaNext.js';
+import { downscaledSize, unpadRegion } from '../../multimodal/processors/llavaNext.js';
 import { LlavaConfig, asLlavaConfig } from './config.js';
 
 /** llava-hf checkpoints name the parts `vision_tower.*`, `multi_modal_projector.*`, `language_model.*`; newer transformers nest them under `model.`. */
@@ -49,7 +49,7 @@ export class LlavaModel implements VisionLanguageModel {
       names.vision,
       sessionQuant(store, 'vision', policies.vision, opts.accuracyLevel),
     );
-    const text = buildDecoderGraph(store, config.text, { model: names.text, lmHead: names.lmHead, qkvBias: false }, opts.pageSize ?? 16, sessionQuant(store, 'text', policies.text, opts.accuracyLevel));
+    const text = buildDecoderGraph(store, config.text, { model: names.text, lmHead: names.lmHead, qkvBias: config.qkvBias }, opts.pageSize ?? 16, sessionQuant(store, 'text', policies.text, opts.accuracyLevel));
     return { vision, text };
   }
 
@@ -97,18 +97,26 @@ export class LlavaModel implements VisionLanguageModel {
   private packAnyres(feats: Float32Array, grid: number[]): Float32Array {
     const [height, width, tr, tc] = grid as [number, number, number, number];
     const D = this.config.text.hiddenSize;
-    const G = this.config.vision.imageSize / this.config.vision.patchSize;
-    const [r0, h, c0, w] = unpadRegion(tr * G, tc * G, height, width);
+    const G = Math.floor(this.config.vision.imageSize / this.config.vision.patchSize);
+    const [r0, uh, c0, uw] = unpadRegion(tr * G, tc * G, height, width);
+    // The unpadded map, [uh, uw, D]: tile (r // G, c // G), patch (r % G, c % G).
+    let map: Float32Array = new Float32Array(uh * uw * D);
+    for (let r = 0; r < uh; r++) {
+      for (let c = 0; c < uw; c++) {
+        const R = r0 + r;
+        const C = c0 + c;
+        const row = (1 + Math.floor(R / G) * tc + Math.floor(C / G)) * G * G + (R % G) * G + (C % G);
+        map.set(feats.subarray(row * D, (row + 1) * D), (r * uw + c) * D);
+      }
+    }
+    const [h, w] = downscaledSize(uh, uw, G, this.config.maxAnyresPatches);
+    if (h !== uh || w !== uw) map = bilinear(map, uh, uw, h, w, D);
     const out = new Float32Array((G * G + h * (w + 1)) * D);
     out.set(feats.subarray(0, G * G * D));
     let o = G * G * D;
-    for (let r = r0; r < r0 + h; r++) {
-      for (let c = c0; c < c0 + w; c++) {
-        const tile = 1 + Math.floor(r / G) * tc + Math.floor(c / G);
-        const row = tile * G * G + (r % G) * G + (c % G);
-        out.set(feats.subarray(row * D, (row + 1) * D), o);
-        o += D;
-      }
+    for (let r = 0; r < h; r++) {
+      out.set(map.subarray(r * w * D, (r + 1) * w * D), o);
+      o += w * D;
       out.set(this.newline!, o);
       o += D;
     }
@@ -128,4 +136,40 @@ export class LlavaModel implements VisionLanguageModel {
     await this.vision.release();
     await this.text.release();
   }
+}
+
+/**
+ * PyTorch's F.interpolate(mode="bilinear", align_corners=False) of a [h, w, D] map to
+ * [oh, ow, D], in float32: source coordinate scale * (dst + 0.5) - 0.5, clamped at 0.
+ */
+function bilinear(x: Float32Array, h: number, w: number, oh: number, ow: number, D: number): Float32Array {
+  const f = Math.fround;
+  const axis = (inSize: number, outSize: number) => {
+    const scale = f(inSize / outSize);
+    return Array.from({ length: outSize }, (_, o) => {
+      const src = Math.max(f(f(scale * f(o + 0.5)) - 0.5), 0);
+      const i0 = Math.floor(src);
+      const i1 = i0 + (i0 < inSize - 1 ? 1 : 0);
+      const l1 = f(src - i0);
+      return { i0, i1, l0: f(1 - l1), l1 };
+    });
+  };
+  const ys = axis(h, oh);
+  const xs = axis(w, ow);
+  const out = new Float32Array(oh * ow * D);
+  for (let y = 0; y < oh; y++) {
+    const { i0: y0, i1: y1, l0: a0, l1: a1 } = ys[y]!;
+    for (let xx = 0; xx < ow; xx++) {
+      const { i0: x0, i1: x1, l0: b0, l1: b1 } = xs[xx]!;
+      const o = (y * ow + xx) * D;
+      const p00 = (y0 * w + x0) * D;
+      const p01 = (y0 * w + x1) * D;
+      const p10 = (y1 * w + x0) * D;
+      const p11 = (y1 * w + x1) * D;
+      for (let d = 0; d < D; d++) {
+        out[o + d] = f(f(a0 * f(f(b0 * x[p00 + d]!) + f(b1 * x[p01 + d]!))) + f(a1 * f(f(b0 * x[p10 + d]!) + f(b1 * x[p11 + d]!))));
+      }
+    }
+  }
+  return out;
 }

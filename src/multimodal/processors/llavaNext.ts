@@ -14,13 +14,19 @@ export interface LlavaNextProcessorConfig extends ClipProcessorConfig {
   pinpoints: Array<[number, number]>;
 }
 
+/**
+ * LlavaNextImageProcessor's settings, or LlavaOnevisionImageProcessor's: OneVision has
+ * `size: {height, width}` and no crop, so its pieces are resized straight to that square.
+ */
 export function parseLlavaNextProcessorConfig(json: unknown, source = 'preprocessor_config.json'): LlavaNextProcessorConfig {
-  const clip = parseClipProcessorConfig(json, source);
+  let clip = parseClipProcessorConfig(json, source);
+  if ((json as Record<string, unknown>).crop_size === undefined && 'height' in clip.size) {
+    clip = { ...clip, doCenterCrop: false, crop: { height: clip.size.height, width: clip.size.width } };
+  }
   const pins = (json as Record<string, unknown>).image_grid_pinpoints;
   if (!Array.isArray(pins) || pins.length === 0 || !pins.every((p) => Array.isArray(p) && p.length === 2 && p.every((x) => Number.isInteger(x) && x > 0))) {
     bad(source, 'image_grid_pinpoints must be a list of [height, width] pairs');
   }
-  if (!('shortestEdge' in clip.size)) bad(source, 'size must have shortest_edge');
   return { ...clip, pinpoints: pins as Array<[number, number]> };
 }
 
@@ -81,8 +87,9 @@ export function preprocessLlavaNext(img: RgbImage, cfg: LlavaNextProcessorConfig
   for (let y = 0; y < nh; y++) padded.data.set(resized.data.subarray(y * nw * 3, (y + 1) * nw * 3), ((y + py) * PW + px) * 3);
   const tile = cfg.crop.height;
   const pieces: RgbImage[] = [];
-  const se = (cfg.size as { shortestEdge: number }).shortestEdge;
-  pieces.push(W === se && H === se ? img : resizeBicubic(img, se, se));
+  // The base image: the whole image stretched to a square (shortest_edge, or OneVision's size).
+  const [bh, bw] = 'shortestEdge' in cfg.size ? [cfg.size.shortestEdge, cfg.size.shortestEdge] : [cfg.size.height, cfg.size.width];
+  pieces.push(W === bw && H === bh ? img : resizeBicubic(img, bw, bh));
   for (let y = 0; y < PH; y += tile) for (let x = 0; x < PW; x += tile) pieces.push(cropRgb(padded, y, x, Math.min(tile, PH - y), Math.min(tile, PW - x)));
   const per = 3 * cfg.crop.height * cfg.crop.width;
   const out = new Float32Array(pieces.length * per);
@@ -107,10 +114,24 @@ export function unpadRegion(rows: number, cols: number, height: number, width: n
   return [0, rows, pad, cols - 2 * pad];
 }
 
-/** Image tokens of one image: the base image's, then the unpadded tile map with a newline per row. */
-export function llavaNextTokens(height: number, width: number, cfg: LlavaNextProcessorConfig, patchSize: number): number {
+/**
+ * LLaVA-OneVision's anyres_max downscale: when the unpadded map has more than `maxPatches`
+ * tiles' worth of features (by 10%), its size becomes (h // ratio, w // ratio), Python's
+ * float floor division.
+ */
+export function downscaledSize(h: number, w: number, g: number, maxPatches: number | null): [number, number] {
+  if (maxPatches === null) return [h, w];
+  const ratio = Math.sqrt((h * w) / (maxPatches * g * g));
+  return ratio > 1.1 ? [Math.floor(h / ratio), Math.floor(w / ratio)] : [h, w];
+}
+
+/**
+ * Image tokens of one image: the base image's g * g, then the unpadded (and, for OneVision,
+ * downscaled) tile map with a newline per row. `g`: features per tile side.
+ */
+export function llavaNextTokens(height: number, width: number, cfg: LlavaNextProcessorConfig, g: number, maxPatches: number | null = null): number {
   const [gr, gc] = anyresGrid(height, width, cfg);
-  const g = cfg.crop.height / patchSize;
-  const [, h, , w] = unpadRegion(gr * g, gc * g, height, width);
+  const [, uh, , uw] = unpadRegion(gr * g, gc * g, height, width);
+  const [h, w] = downscaledSize(uh, uw, g, maxPatches);
   return g * g + h * (w + 1);
 }

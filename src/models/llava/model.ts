@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { KvPagePool } from '../../engine/kvPool.js';
 import { quantPolicies, sessionQuant } from '../../runtime/quant/policy.js';
 import { GraphSession } from '../../runtime/session.js';
@@ -6,6 +5,7 @@ import { WeightStore } from '../../runtime/weightStore.js';
 import { ModelConfig } from '../config.js';
 import { buildDecoderGraph } from '../decoder.js';
 import { DecoderRunner } from '../decoderRunner.js';
+import { createSessions } from '../sessions.js';
 import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from '../model.js';
 import { CLIP_INPUTS, buildClipVisionGraph } from './clipVision.js';
 import { downscaledSize, unpadRegion } from '../../multimodal/processors/llavaNext.js';
@@ -57,12 +57,7 @@ export class LlavaModel implements VisionLanguageModel {
     const config = asLlavaConfig(modelConfig);
     const pageSize = opts.pageSize ?? 16;
     const { vision: v, text: t } = LlavaModel.graphs(store, config, opts);
-    const sessions: GraphSession[] = [];
-    for (const [what, part] of [['vision tower', v], ['language model', t]] as const) {
-      await part.w.prepare((f) => opts.onProgress?.(`quantizing ${what} (${Math.round(f * 100)}%)`), opts.intraOpThreads || availableParallelism());
-      opts.onProgress?.(`building ${what}`);
-      sessions.push(await GraphSession.create(part.g, part.w, opts));
-    }
+    const sessions = await createSessions([['vision tower', v], ['language model', t]], opts);
     const newline = config.pinpoints ? store.readFloat32(weightNames(store).newline, [config.text.hiddenSize]) : null;
     return new LlavaModel(config, pageSize, sessions[0]!, new DecoderRunner(sessions[1]!, config.text, pageSize), v.w.bytes + t.w.bytes, v.w.residentBytes + t.w.residentBytes, newline);
   }

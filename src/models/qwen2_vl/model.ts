@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { KvPagePool } from '../../engine/kvPool.js';
 import { sessionQuant, quantPolicies } from '../../runtime/quant/policy.js';
 import { GraphSession, i64 } from '../../runtime/session.js';
@@ -11,6 +10,7 @@ import { qwen2_5_vlVision } from './qwen2_5VlBlocks.js';
 import { qwen2_vlVision } from './qwen2VlBlocks.js';
 import { buildDecoderGraph } from '../decoder.js';
 import { DecoderRunner } from '../decoderRunner.js';
+import { createSessions } from '../sessions.js';
 import { VISION_INPUTS, buildQwenVisionGraph } from './vision.js';
 import { GridThw, buildVisionLayout } from './visionLayout.js';
 
@@ -47,12 +47,7 @@ export class Qwen2VLModel implements VisionLanguageModel {
     const config = asQwen2VLConfig(modelConfig);
     const pageSize = opts.pageSize ?? 16;
     const { vision: v, text: t } = Qwen2VLModel.graphs(store, config, opts);
-    const sessions: GraphSession[] = [];
-    for (const [what, part] of [['vision tower', v], ['language model', t]] as const) {
-      await part.w.prepare((f) => opts.onProgress?.(`quantizing ${what} (${Math.round(f * 100)}%)`), opts.intraOpThreads || availableParallelism());
-      opts.onProgress?.(`building ${what}`);
-      sessions.push(await GraphSession.create(part.g, part.w, opts));
-    }
+    const sessions = await createSessions([['vision tower', v], ['language model', t]], opts);
     return new Qwen2VLModel(config, pageSize, sessions[0]!, new DecoderRunner(sessions[1]!, config.text, pageSize), v.w.bytes + t.w.bytes, v.w.residentBytes + t.w.residentBytes);
   }
 

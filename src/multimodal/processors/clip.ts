@@ -8,7 +8,7 @@
 import { ImageError } from '../../errors.js';
 import type { RgbImage } from '../image.js';
 import { resizeBicubic } from '../pilResample.js';
-import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PIL_BICUBIC, PixelScaling, bad, bool, channelLuts, posInt, readPreprocessorConfig, triple } from './common.js';
+import { PIL_BICUBIC, PixelScaling, bad, bool, channelLuts, parsePixelScaling, posInt, readPreprocessorConfig } from './common.js';
 
 export interface ClipProcessorConfig extends PixelScaling {
   /** The resize target: the shortest edge, or an exact height and width. */
@@ -26,22 +26,14 @@ export function parseClipProcessorConfig(json: unknown, source = 'preprocessor_c
   if (j.resample !== undefined && j.resample !== null && j.resample !== PIL_BICUBIC) {
     bad(source, `only bicubic resampling (resample: 3) is supported, got ${JSON.stringify(j.resample)}`);
   }
-  const rescaleFactor = j.rescale_factor ?? 1 / 255;
-  if (typeof rescaleFactor !== 'number' || !Number.isFinite(rescaleFactor)) bad(source, 'rescale_factor must be a number');
-  const imageStd = triple(j.image_std, OPENAI_CLIP_STD, 'image_std', source);
-  if (imageStd.some((s) => s === 0)) bad(source, 'image_std must not contain 0');
   return {
+    ...parsePixelScaling(j, source),
     size: 'shortest_edge' in size
       ? { shortestEdge: posInt(size.shortest_edge, 224, 'size.shortest_edge', source) }
       : { height: posInt(size.height, 224, 'size.height', source), width: posInt(size.width, 224, 'size.width', source) },
     crop: { height: posInt(crop.height, 224, 'crop_size.height', source), width: posInt(crop.width, 224, 'crop_size.width', source) },
     doResize: bool(j.do_resize, true, 'do_resize', source),
     doCenterCrop: bool(j.do_center_crop, true, 'do_center_crop', source),
-    imageMean: triple(j.image_mean, OPENAI_CLIP_MEAN, 'image_mean', source),
-    imageStd,
-    doRescale: bool(j.do_rescale, true, 'do_rescale', source),
-    rescaleFactor,
-    doNormalize: bool(j.do_normalize, true, 'do_normalize', source),
   };
 }
 

@@ -60,6 +60,21 @@ export interface PixelScaling {
   doNormalize: boolean;
 }
 
+/** The rescale and normalize keys of preprocessor_config.json, with transformers' defaults (OpenAI CLIP's mean and std). */
+export function parsePixelScaling(j: Record<string, unknown>, source: string): PixelScaling {
+  const rescaleFactor = j.rescale_factor ?? 1 / 255;
+  if (typeof rescaleFactor !== 'number' || !Number.isFinite(rescaleFactor)) bad(source, 'rescale_factor must be a number');
+  const imageStd = triple(j.image_std, OPENAI_CLIP_STD, 'image_std', source);
+  if (imageStd.some((s) => s === 0)) bad(source, 'image_std must not contain 0');
+  return {
+    imageMean: triple(j.image_mean, OPENAI_CLIP_MEAN, 'image_mean', source),
+    imageStd,
+    doRescale: bool(j.do_rescale, true, 'do_rescale', source),
+    rescaleFactor,
+    doNormalize: bool(j.do_normalize, true, 'do_normalize', source),
+  };
+}
+
 /**
  * For each channel, the float32 value every uint8 level turns into. Same arithmetic as
  * numpy: (v.astype(float64) * rescale_factor).astype(float32), then (x - mean) / std with

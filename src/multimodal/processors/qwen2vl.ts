@@ -10,7 +10,7 @@ import { ImageError } from '../../errors.js';
 import type { RgbImage } from '../image.js';
 import { resizeBicubic } from '../pilResample.js';
 import { ScratchBytes } from '../scratchBytes.js';
-import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PIL_BICUBIC, bad, bool, channelLuts, posInt, readPreprocessorConfig, triple } from './common.js';
+import { PIL_BICUBIC, bad, bool, channelLuts, parsePixelScaling, posInt, readPreprocessorConfig } from './common.js';
 
 /** The fields of preprocessor_config.json this processor uses, with defaults applied. */
 export interface Qwen2VLProcessorConfig {
@@ -105,22 +105,14 @@ export function parseQwen2VLProcessorConfig(json: unknown, source = 'preprocesso
   if (j.resample !== undefined && j.resample !== null && j.resample !== PIL_BICUBIC) {
     bad(source, `only bicubic resampling (resample: 3) is supported, got ${JSON.stringify(j.resample)}`);
   }
-  const rescaleFactor = j.rescale_factor ?? 1 / 255;
-  if (typeof rescaleFactor !== 'number' || !Number.isFinite(rescaleFactor)) bad(source, 'rescale_factor must be a number');
-  const imageStd = triple(j.image_std, OPENAI_CLIP_STD, 'image_std', source);
-  if (imageStd.some((s) => s === 0)) bad(source, 'image_std must not contain 0');
   return {
+    ...parsePixelScaling(j, source),
     minPixels,
     maxPixels,
     patchSize: posInt(j.patch_size, 14, 'patch_size', source),
     temporalPatchSize: posInt(j.temporal_patch_size, 2, 'temporal_patch_size', source),
     mergeSize: posInt(j.merge_size, 2, 'merge_size', source),
-    imageMean: triple(j.image_mean, OPENAI_CLIP_MEAN, 'image_mean', source),
-    imageStd,
     doResize: bool(j.do_resize, true, 'do_resize', source),
-    doRescale: bool(j.do_rescale, true, 'do_rescale', source),
-    rescaleFactor,
-    doNormalize: bool(j.do_normalize, true, 'do_normalize', source),
   };
 }
 

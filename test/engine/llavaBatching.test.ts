@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { Engine, GenerateInput } from '../../src/engine/engine.js';
+import { fixturePath } from '../helpers/paths.js';
+
+/**
+ * What the engine does for every family, on the LLaVA ones (anyres images of different token
+ * counts): batching gives each request the tokens it gets alone, and the prefix cache reuses a
+ * repeated image's KV while different images never share it.
+ */
+const png = (rel: string) => `data:image/png;base64,${readFileSync(fixturePath(rel)).toString('base64')}`;
+
+function ask(text: string, images: string[], maxNewTokens: number): GenerateInput {
+  return {
+    messages: [{ role: 'user', content: [...images.map((url) => ({ type: 'image_url' as const, image_url: { url } })), { type: 'text' as const, text }] }],
+    sampling: { temperature: 0, maxNewTokens, ignoreEos: true },
+  };
+}
+
+for (const [family, model, a, b, c] of [
+  ['llava_next_mistral', 'golden-extra/llava_next_mistral/model', 'golden-extra/llava_next_mistral/cases/unpad_wide/image0.png', 'golden-extra/llava_next_mistral/cases/two_images/image1.png', 'golden-extra/llava_next_mistral/cases/one_image/image0.png'],
+  ['llava_onevision', 'golden/llava_onevision/model', 'golden-extra/llava_onevision/cases/anyres_max_downscale/image0.png', 'golden-extra/llava_onevision/cases/very_tall/image0.png', 'golden-extra/llava_onevision/cases/very_wide/image0.png'],
+] as const) {
+  test(`${family}: concurrent requests get the tokens they get alone; a repeated image hits the prefix cache, another image does not`, async () => {
+    const A = png(a);
+    const B = png(b);
+    const workload = [ask('What is this?', [A], 10), ask('Describe.', [B], 8), ask('Hello!', [], 12), ask('Compare.', [B, A], 6)];
+    const solo = await Engine.load({ modelPath: fixturePath(model), disableRadixCache: true });
+    const reference: number[][] = [];
+    try {
+      for (const w of workload) reference.push((await solo.generate(w)).tokenIds);
+    } finally {
+      await solo.shutdown();
+    }
+    const engine = await Engine.load({ modelPath: fixturePath(model), chunkedPrefillSize: 16 });
+    try {
+      const results = await Promise.all(workload.map((w) => engine.generate(w)));
+      results.forEach((r, i) => assert.deepEqual(r.tokenIds, reference[i], `request ${i}`));
+      const again = await engine.generate(ask('What is this?', [A], 10));
+      assert.deepEqual(again.tokenIds, reference[0]);
+      assert.ok((again.usage.cachedTokens ?? 0) > 30, `cached ${again.usage.cachedTokens} of ${again.usage.promptTokens}`);
+      // An image not seen before, in the same prompt: only the text before the image can be reused.
+      const other = await engine.generate(ask('What is this?', [png(c)], 10));
+      assert.ok((other.usage.cachedTokens ?? 0) < 16, `a new image shares no image KV (cached ${other.usage.cachedTokens} of ${other.usage.promptTokens})`);
+    } finally {
+      await engine.shutdown();
+    }
+  });
+}

@@ -3,7 +3,6 @@
  * AutoGPTQ and GPTQModel write them, and the float weights those codes stand for,
  * computed here without the code under test.
  */
-import { writeFileSync } from 'node:fs';
 import { F16_TABLE } from '../../src/runtime/safetensors.js';
 
 /** Small deterministic generator (mulberry32). */
@@ -102,24 +101,4 @@ export function packGptq(
   return { qweight, qzeros };
 }
 
-export interface RawTensor {
-  name: string;
-  dtype: 'F32' | 'F16' | 'BF16' | 'I32' | 'U8';
-  shape: number[];
-  data: Uint8Array;
-}
-
-/** A minimal safetensors file (tensors in the given order, no padding between them). */
-export function writeSafetensors(file: string, tensors: RawTensor[]): void {
-  const header: Record<string, unknown> = {};
-  let off = 0;
-  for (const t of tensors) {
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + t.data.length] };
-    off += t.data.length;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  writeFileSync(file, Buffer.concat([len, Buffer.from(json), ...tensors.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.length))]));
-}
+export { type RawTensor, writeSafetensors } from '../../tools/safetensorsWriter.js';

@@ -64,7 +64,7 @@ for (const [family, set] of [
   });
 }
 
-for (const family of ['qwen2_5_vl', 'llava']) {
+for (const family of ['qwen2_5_vl', 'llava', 'llava_onevision']) {
   test(`${family}: iris generate --json prints the golden completion token ids`, async () => {
     const c = goldenChatCases(family).cases[0];
     const caseDir = fixturePath(`golden/${family}/cases/${c.name ?? 'chat_one_image'}`);
@@ -84,7 +84,7 @@ for (const family of ['qwen2_5_vl', 'llava']) {
   });
 }
 
-for (const family of ['qwen2_5_vl', 'llava']) {
+for (const family of ['qwen2_5_vl', 'llava', 'llava_onevision']) {
   test(`${family}: the golden chat case through HTTP gives the reference tokens and top-5 logprobs`, async () => {
     const c = goldenChatCases(family).cases[0];
     const server = await startIris([], { modelPath: fixturePath(`golden/${family}/model`) });

@@ -59,7 +59,7 @@ function key(flag: string): string {
   return flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-function positiveOne(name: string) {
+function onlyOne(name: string) {
   return (v: string): number => {
     const n = Number(v);
     if (n !== 1) throw new InvalidArgumentError(`Iris runs the model in one process on one machine; ${name} must be 1 (got ${v})`);
@@ -74,10 +74,10 @@ function positiveOne(name: string) {
  */
 export function addSglangFlags(cmd: Command): Command {
   cmd
-    .addOption(new Option('--tp-size <n>', 'tensor parallelism: 1 (one CPU process)').argParser(positiveOne('--tp-size')))
-    .addOption(new Option('--tp <n>').hideHelp().argParser(positiveOne('--tp')))
-    .addOption(new Option('--dp-size <n>', 'data parallelism: 1 (run several servers behind a router instead)').argParser(positiveOne('--dp-size')))
-    .addOption(new Option('--dp <n>').hideHelp().argParser(positiveOne('--dp')))
+    .addOption(new Option('--tp-size <n>', 'tensor parallelism: 1 (one CPU process)').argParser(onlyOne('--tp-size')))
+    .addOption(new Option('--tp <n>').hideHelp().argParser(onlyOne('--tp')))
+    .addOption(new Option('--dp-size <n>', 'data parallelism: 1 (run several servers behind a router instead)').argParser(onlyOne('--dp-size')))
+    .addOption(new Option('--dp <n>').hideHelp().argParser(onlyOne('--dp')))
     .option('--enable-metrics', 'accepted: /metrics is always on')
     .option('--trust-remote-code', 'accepted: Iris implements the model families natively and runs no code from the checkpoint');
   for (const { flag, value } of IGNORED) cmd.addOption(new Option(value ? `${flag} <value>` : flag).hideHelp());

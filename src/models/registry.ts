@@ -1,6 +1,7 @@
 import { ModelLoadError } from '../errors.js';
 import type { KvLayerSpec } from '../engine/kvPool.js';
 import type { QuantMode } from '../engine/memoryPlan.js';
+import { SessionWeights } from '../runtime/sessionWeights.js';
 import { WeightStore } from '../runtime/weightStore.js';
 import { join } from 'node:path';
 import { Json, ModelConfig, readJson } from './config.js';
@@ -21,28 +22,30 @@ interface Family {
   residentBytes(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): number;
 }
 
-const qwen2vl: Family = {
-  parseConfig: parseQwen2VLConfig,
-  kvLayers: (c) => fullKv(c),
-  load: (s, c, o) => Qwen2VLModel.load(s, c, o),
-  residentBytes: (s, c, o) => {
-    const { vision, text } = Qwen2VLModel.graphs(s, c, o);
-    return vision.w.residentBytes + text.w.residentBytes;
-  },
-};
-
 /** Every decoder layer keeps full K and V of kv heads * head dim. */
 const fullKv = (c: ModelConfig): KvLayerSpec[] => Array.from({ length: c.text.numLayers }, () => ({ kind: 'full', width: c.text.numKvHeads * c.text.headDim }));
 
-const llava: Family = {
-  parseConfig: parseLlavaConfig,
-  kvLayers: fullKv,
-  load: (s, c, o) => LlavaModel.load(s, c, o),
-  residentBytes: (s, c, o) => {
-    const { vision, text } = LlavaModel.graphs(s, c, o);
-    return vision.w.residentBytes + text.w.residentBytes;
-  },
-};
+/** A family's model class: its graphs (built without reading weights) and its loader. */
+interface ModelClass {
+  graphs(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): { vision: { w: SessionWeights }; text: { w: SessionWeights } };
+  load(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): Promise<LoadedModel>;
+}
+
+/** A family of a vision tower and a decoder whose layers all keep full K and V. */
+function towerAndDecoder(parseConfig: Family['parseConfig'], model: ModelClass): Family {
+  return {
+    parseConfig,
+    kvLayers: fullKv,
+    load: (s, c, o) => model.load(s, c, o),
+    residentBytes: (s, c, o) => {
+      const { vision, text } = model.graphs(s, c, o);
+      return vision.w.residentBytes + text.w.residentBytes;
+    },
+  };
+}
+
+const qwen2vl = towerAndDecoder(parseQwen2VLConfig, Qwen2VLModel);
+const llava = towerAndDecoder(parseLlavaConfig, LlavaModel);
 
 /** architectures[0] of config.json -> the family that builds it. */
 const REGISTRY: Record<string, Family> = {

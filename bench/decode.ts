@@ -39,7 +39,7 @@ import { buildQwenVisionGraph } from '../src/models/qwen2_vl/vision.js';
 import { decodeImage } from '../src/multimodal/decode.js';
 import { PixelBufferPool } from '../src/multimodal/pixelBufferPool.js';
 import { followParent, relaunchWithHugePages } from '../src/cli/hugePages.js';
-import { loadQwen2VLProcessorConfig, preprocessQwen2VL } from '../src/multimodal/processors/qwen2vl.js';
+import { loadQwen2VLProcessorConfig, preprocessQwen2VL } from '../src/models/qwen2_vl/imageProcessing.js';
 import { GraphBuilder } from '../src/runtime/onnx/graph.js';
 import { DataType } from '../src/runtime/onnx/model.js';
 import { GraphSession } from '../src/runtime/session.js';

@@ -2,16 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { InvalidRequestError, IrisError, ModelLoadError } from '../errors.js';
 import { ModelConfig } from '../models/config.js';
-import { loadModelConfig } from '../models/registry.js';
+import { loadImageProcessor, loadModelConfig } from '../models/registry.js';
 import { DEFAULT_MEDIA_LIMITS } from '../multimodal/fetchMedia.js';
 import { DecodedImageCache, ImageLimits, loadImages } from '../multimodal/loadImages.js';
 import { PixelBufferPool } from '../multimodal/pixelBufferPool.js';
-import { ImageProcessor, PixelBudget, loadImageProcessor } from '../multimodal/processor.js';
+import { ImageProcessor, PixelBudget, ProcessedImage } from '../multimodal/processor.js';
 import { ChatTemplate } from '../tokenizer/chatTemplate.js';
 import type { ChatMessage } from '../tokenizer/chatMessages.js';
 import { IncrementalDetokenizer } from '../tokenizer/detokenizer.js';
 import { DownloadProgress, resolveModelPath } from '../hub/index.js';
-import { expandImagePlaceholders } from '../tokenizer/placeholders.js';
+import { expandImagePlaceholders, locateImages } from '../tokenizer/placeholders.js';
 import { StopStringMatcher } from '../tokenizer/stopStrings.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { GenerationConfig, readGenerationConfig } from './generationConfig.js';
@@ -20,12 +20,7 @@ import { DEFAULT_SAMPLING, SamplingParams, validateSampling } from './samplingPa
 
 export type ImageSource = string | Uint8Array;
 
-/**
- * Default cap on the tokens of one image. The vision tower's cost grows with the image's
- * pixels; on a CPU the model's own limit (16,384 tokens for Qwen2.5-VL) would let one phone
- * photo take minutes before the first token. (See the README's benchmarks.)
- */
-export const DEFAULT_IMAGE_MAX_TOKENS = 512;
+export { DEFAULT_IMAGE_MAX_TOKENS } from '../multimodal/processor.js';
 
 export interface EngineLoadOptions extends EngineOptions {
   /** A chat template file or template text, replacing the model's. */
@@ -33,7 +28,7 @@ export interface EngineLoadOptions extends EngineOptions {
   imageLimits?: Partial<ImageLimits>;
   /** Pixel budget of images sent with detail "low" (default 128 * 28 * 28). */
   lowDetailMaxPixels?: number;
-  /** Most tokens one image may take (0: the model's own limit); default DEFAULT_IMAGE_MAX_TOKENS. */
+  /** Most tokens one image may take (0: the model's own limit); default the family's (DEFAULT_IMAGE_MAX_TOKENS for resizing processors, none for fixed canvases). */
   imageMaxTokens?: number;
   onProgress?: (what: string) => void;
   /** A Hub model id's revision (branch, tag or commit; default main). */
@@ -161,7 +156,7 @@ export class Engine {
     const config = loadModelConfig(dir);
     const tokenizer = TextTokenizer.load(dir);
     const chatTemplate = ChatTemplate.load(dir, opts.chatTemplate);
-    const processor = loadImageProcessor(dir, config.modelType);
+    const processor = loadImageProcessor(dir, config);
     const generation = readGenerationConfig(dir);
     const imageLimits: ImageLimits = {
       ...DEFAULT_MEDIA_LIMITS,
@@ -203,7 +198,7 @@ export class Engine {
       worker.once('exit', onExit);
       worker.postMessage({ type: 'init', options: workerOpts } satisfies ToWorker);
     });
-    return new Engine(worker, opts.modelPath, dir, config, tokenizer, chatTemplate, processor, generation, info, imageLimits, opts.lowDetailMaxPixels ?? 128 * 28 * 28, opts.imageMaxTokens ?? DEFAULT_IMAGE_MAX_TOKENS);
+    return new Engine(worker, opts.modelPath, dir, config, tokenizer, chatTemplate, processor, generation, info, imageLimits, opts.lowDetailMaxPixels ?? 128 * 28 * 28, opts.imageMaxTokens ?? processor.defaultMaxTokens ?? 0);
   }
 
   /** Generates a whole completion. */
@@ -265,12 +260,26 @@ export class Engine {
     return { ...DEFAULT_SAMPLING, ...defaults, ...clean };
   }
 
+  /** The token the template writes for an image. */
+  private get placeholderId(): number {
+    return this.processor.placeholderTokenId ?? this.config.imageTokenId;
+  }
+
+  /** The prompt's ids with each image's placeholder replaced by the image's tokens, as the family lays them out. */
+  private writeImages(ids: number[], prompt: string | null, encodeText: ((text: string) => number[]) | null, processed: ProcessedImage[]): number[] {
+    const p = this.processor;
+    if (p.expandText && prompt !== null && encodeText) return encodeText(p.expandText(prompt, processed));
+    return expandImagePlaceholders(ids, this.placeholderId, processed.map((im) => p.placeholderIds?.(im) ?? im.numTokens));
+  }
+
   /** Renders, tokenizes and loads images: everything before the engine thread. */
   async prepare(input: GenerateInput): Promise<PreparedRequest> {
     let prompt: string | null = null;
     let sources: ImageSource[] = [];
     let details: Array<string | undefined> = [];
     let ids: number[];
+    // How the prompt's text becomes ids again once the images' text is written into it.
+    let encodeText: ((text: string) => number[]) | null = null;
     if (input.messages) {
       const rendered = this.chatTemplate.renderChat(input.messages, {
         addGenerationPrompt: !input.continueFinalMessage,
@@ -280,14 +289,17 @@ export class Engine {
       prompt = rendered.prompt;
       sources = rendered.images.map((r) => r.url);
       details = rendered.images.map((r) => r.detail);
-      ids = this.tokenizer.encodeChatPrompt(prompt);
+      encodeText = (t) => this.tokenizer.encodeChatPrompt(t);
+      ids = encodeText(prompt);
     } else if (input.prompt !== undefined) {
       sources = input.images ?? [];
       prompt = input.prompt;
-      ids = this.tokenizer.encode(prompt);
-      const present = ids.filter((t) => t === this.config.imageTokenId).length;
+      encodeText = (t) => this.tokenizer.encode(t);
+      ids = encodeText(prompt);
+      const present = ids.filter((t) => t === this.placeholderId).length;
       if (present === 0 && sources.length > 0) {
         ids = [...sources.flatMap(() => this.config.rawImageTokens), ...ids];
+        encodeText = null;
       }
     } else if (input.inputIds) {
       ids = input.inputIds;
@@ -304,16 +316,18 @@ export class Engine {
     }
     const loaded = await loadImages(sources, this.imageLimits, this.decoded, input.signal);
     const processed = loaded.map((l, i) => this.processor.process(l.image, this.budgetFor(details[i], input.pixelBudget), this.takePixels));
-    const expanded = expandImagePlaceholders(ids, this.config.imageTokenId, processed.map((p) => p.numTokens));
+    ids = this.writeImages(ids, prompt, encodeText, processed);
+    const ranges = locateImages(ids, this.config.imageTokenId, processed.map((p) => p.numTokens));
     const images: ImageForEngine[] = processed.map((p, i) => ({
       pixelValues: p.pixelValues,
       grid: p.grid,
-      start: expanded.imageRanges[i]!.start,
-      numTokens: p.numTokens,
+      start: ranges[i]!.start,
+      numTokens: ranges[i]!.length,
+      rowAt: ranges[i]!.rowAt,
       hash: loaded[i]!.hash,
     }));
     const sampling = this.resolveSampling(input.sampling);
-    const n = expanded.ids.length;
+    const n = ids.length;
     const ctx = this.info.contextLength;
     if (input.sampling?.maxNewTokens === undefined) sampling.maxNewTokens = Math.max(1, Math.min(sampling.maxNewTokens, ctx - n));
     validateSampling(sampling);
@@ -323,7 +337,7 @@ export class Engine {
         'max_tokens',
       );
     }
-    return { prompt, ids: Int32Array.from(expanded.ids), images, sampling };
+    return { prompt, ids: Int32Array.from(ids), images, sampling };
   }
 
   /**

@@ -36,8 +36,10 @@ export interface ImageForEngine {
   grid: number[];
   /** Index of the image's first placeholder token in the prompt. */
   start: number;
-  /** Placeholder tokens the image takes. */
+  /** Tokens of the image's range, from its first to its last embedding row. */
   numTokens: number;
+  /** Per token of the range, its embedding row or -1; absent when the range is all rows in order. */
+  rowAt?: Int32Array;
   /** Content hash of the decoded image (cache key). */
   hash: string;
 }

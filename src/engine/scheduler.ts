@@ -313,7 +313,7 @@ export class Scheduler {
       for (let a = 0; a < axes; a++) positions[a * n + j] = seq.position(i, a);
       if (i < seq.promptIds.length) {
         const at = seq.imageAt(i);
-        if (at) {
+        if (at && at.row >= 0) {
           rows ??= new Int32Array(n).fill(-1);
           let b = base.get(at.image);
           if (b === undefined) {
@@ -324,7 +324,7 @@ export class Scheduler {
             extra.push(e);
             extraRows.count += e.length / hidden;
           }
-          rows[j] = b + at.offset;
+          rows[j] = b + at.row;
         }
       }
     }

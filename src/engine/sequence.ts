@@ -71,12 +71,12 @@ export class Sequence {
     return i < n ? this.promptPositions![axis * n + i]! : this.promptNext + (i - n);
   }
 
-  /** The image (index) whose tokens include prompt position i, or -1. */
-  imageAt(i: number): { image: number; offset: number } | null {
+  /** The image (index) whose range includes prompt position i, and the embedding row of that token (-1: none), or null. */
+  imageAt(i: number): { image: number; row: number } | null {
     for (let k = 0; k < this.images.length; k++) {
       const img = this.images[k]!;
       const n = img.numTokens;
-      if (i >= img.start && i < img.start + n) return { image: k, offset: i - img.start };
+      if (i >= img.start && i < img.start + n) return { image: k, row: img.rowAt ? img.rowAt[i - img.start]! : i - img.start };
     }
     return null;
   }

@@ -6,7 +6,10 @@ import { WeightStore } from '../runtime/weightStore.js';
 import { join } from 'node:path';
 import { Json, ModelConfig, readJson } from './config.js';
 import { ModelLoadOptions, VisionLanguageModel } from './model.js';
+import type { ImageProcessor } from '../multimodal/processor.js';
 import { parseLlavaConfig } from './llava/config.js';
+import { llavaImageProcessor } from './llava/processor.js';
+import { qwen2VLImageProcessor } from './qwen2_vl/processor.js';
 import { LlavaModel } from './llava/model.js';
 import { parseQwen2VLConfig } from './qwen2_vl/config.js';
 import { Qwen2VLModel } from './qwen2_vl/model.js';
@@ -15,6 +18,8 @@ type LoadedModel = VisionLanguageModel & { weightBytes: number; residentBytes: n
 /** What the registry knows of a family: how to read its config.json, load it and size it. */
 interface Family {
   parseConfig(raw: Json, architecture: string): ModelConfig;
+  /** The image processor and prompt layout, from the checkpoint's processor files. */
+  imageProcessor(modelDir: string, config: ModelConfig): ImageProcessor;
   load(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): Promise<LoadedModel>;
   /** What each decoder layer keeps in the KV cache. */
   kvLayers(config: ModelConfig): KvLayerSpec[];
@@ -32,9 +37,10 @@ interface ModelClass {
 }
 
 /** A family of a vision tower and a decoder whose layers all keep full K and V. */
-function towerAndDecoder(parseConfig: Family['parseConfig'], model: ModelClass): Family {
+function towerAndDecoder(parseConfig: Family['parseConfig'], imageProcessor: Family['imageProcessor'], model: ModelClass): Family {
   return {
     parseConfig,
+    imageProcessor,
     kvLayers: fullKv,
     load: (s, c, o) => model.load(s, c, o),
     residentBytes: (s, c, o) => {
@@ -44,8 +50,8 @@ function towerAndDecoder(parseConfig: Family['parseConfig'], model: ModelClass):
   };
 }
 
-const qwen2vl = towerAndDecoder(parseQwen2VLConfig, Qwen2VLModel);
-const llava = towerAndDecoder(parseLlavaConfig, LlavaModel);
+const qwen2vl = towerAndDecoder(parseQwen2VLConfig, qwen2VLImageProcessor, Qwen2VLModel);
+const llava = towerAndDecoder(parseLlavaConfig, (dir, c) => llavaImageProcessor(dir, c.modelType), LlavaModel);
 
 /** architectures[0] of config.json -> the family that builds it. */
 const REGISTRY: Record<string, Family> = {
@@ -74,6 +80,11 @@ export function loadModelConfig(modelDir: string): ModelConfig {
 
 export async function loadModel(modelDir: string | WeightStore, config: ModelConfig, opts: ModelLoadOptions = {}): Promise<LoadedModel> {
   return family(config).load(typeof modelDir === 'string' ? WeightStore.open(modelDir) : modelDir, config, opts);
+}
+
+/** The image processor of a checkpoint's family. */
+export function loadImageProcessor(modelDir: string, config: ModelConfig): ImageProcessor {
+  return family(config).imageProcessor(modelDir, config);
 }
 
 /** The KV cache layout of a model's decoder layers. */

@@ -20,6 +20,6 @@ export {
   type TextPart,
 } from './chatMessages.js';
 export { detectContentFormat } from './contentFormat.js';
-export { expandImagePlaceholders, type ExpandedPrompt, type ImageRange } from './placeholders.js';
+export { expandImagePlaceholders, locateImages, type ImageRange } from './placeholders.js';
 export { IncrementalDetokenizer, type DetokenizerBackend, type DetokenizerOptions } from './detokenizer.js';
 export { StopStringMatcher, type StopResult } from './stopStrings.js';

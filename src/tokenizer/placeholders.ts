@@ -1,51 +1,73 @@
 import { InvalidRequestError } from '../errors.js';
 
 export interface ImageRange {
-  /** Index of the first image token in the expanded ids. */
+  /** Index of the image's first embedding-row token in the prompt. */
   start: number;
+  /** Tokens from the first to the last embedding-row token of the image. */
   length: number;
+  /** Per token of the range, its embedding row, or -1 (a separator inside the image's text); absent when every token is a row, in order. */
+  rowAt?: Int32Array;
 }
 
-export interface ExpandedPrompt {
-  ids: number[];
-  imageRanges: ImageRange[];
-}
 
 /**
- * The template writes one `<|image_pad|>` per image; the model needs one per merged vision
- * patch (grid t*h*w / merge^2). Expands the i-th placeholder to tokensPerImage[i] copies and
- * records where each image's embeddings go.
+ * The template writes one placeholder token per image; the model needs the image's full
+ * token layout. Replaces the i-th placeholder by `perImage[i]`: a count of copies of the
+ * placeholder (one per embedding row), or the exact ids (markers, separators and image tokens).
  */
 export function expandImagePlaceholders(
   ids: readonly number[],
-  imageTokenId: number,
-  tokensPerImage: readonly number[],
-): ExpandedPrompt {
+  placeholderId: number,
+  perImage: ReadonlyArray<number | readonly number[]>,
+): number[] {
   let found = 0;
-  for (const id of ids) if (id === imageTokenId) found++;
-  if (found !== tokensPerImage.length) {
-    throw new InvalidRequestError(
-      `the prompt has ${found} image placeholder(s) but ${tokensPerImage.length} image(s) were given`,
-      'messages',
-    );
+  for (const id of ids) if (id === placeholderId) found++;
+  if (found !== perImage.length) {
+    throw new InvalidRequestError(`the prompt has ${found} image placeholder(s) but ${perImage.length} image(s) were given`, 'messages');
   }
-  let extra = 0;
-  for (const n of tokensPerImage) {
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`tokens per image must be positive integers, got ${n}`);
-    extra += n - 1;
+  for (const n of perImage) {
+    const len = typeof n === 'number' ? n : n.length;
+    if (!Number.isInteger(len) || len < 1) throw new RangeError(`tokens per image must be positive integers, got ${len}`);
   }
-  const out = new Array<number>(ids.length + extra);
-  const imageRanges: ImageRange[] = [];
-  let o = 0;
+  const out: number[] = [];
+  let k = 0;
   for (const id of ids) {
-    if (id !== imageTokenId) {
-      out[o++] = id;
-      continue;
+    if (id !== placeholderId) out.push(id);
+    else {
+      const r = perImage[k++]!;
+      if (typeof r === 'number') for (let j = 0; j < r; j++) out.push(placeholderId);
+      else for (const t of r) out.push(t);
     }
-    const length = tokensPerImage[imageRanges.length];
-    imageRanges.push({ start: o, length });
-    out.fill(imageTokenId, o, o + length);
-    o += length;
   }
-  return { ids: out, imageRanges };
+  return out;
+}
+
+/**
+ * Where each image's embedding rows go: the image tokens of the prompt, taken in order,
+ * `rows[i]` of them for image i. An image whose tokens are interrupted (slices, separators)
+ * gets a `rowAt` map over its range.
+ */
+export function locateImages(ids: readonly number[], imageTokenId: number, rows: readonly number[]): ImageRange[] {
+  if (rows.some((n) => !Number.isInteger(n) || n < 1)) throw new RangeError(`rows per image must be positive integers, got ${rows.join(', ')}`);
+  const positions: number[] = [];
+  for (let i = 0; i < ids.length; i++) if (ids[i] === imageTokenId) positions.push(i);
+  const want = rows.reduce((a, b) => a + b, 0);
+  if (positions.length !== want) {
+    throw new InvalidRequestError(`the prompt has ${positions.length} image token(s) but its ${rows.length} image(s) need ${want}`, 'messages');
+  }
+  const ranges: ImageRange[] = [];
+  let p = 0;
+  for (const n of rows) {
+    const mine = positions.slice(p, p + n);
+    p += n;
+    const start = mine[0]!;
+    const length = mine[n - 1]! - start + 1;
+    if (length === n) ranges.push({ start, length });
+    else {
+      const rowAt = new Int32Array(length).fill(-1);
+      mine.forEach((pos, r) => (rowAt[pos - start] = r));
+      ranges.push({ start, length, rowAt });
+    }
+  }
+  return ranges;
 }

@@ -6,7 +6,7 @@ import { Engine } from '../../src/engine/engine.js';
 import { loadModelConfig } from '../../src/models/registry.js';
 import { loadModel } from '../../src/models/registry.js';
 import { decodeImage } from '../../src/multimodal/decode.js';
-import { loadImageProcessor } from '../../src/multimodal/processor.js';
+import { loadImageProcessor } from '../../src/models/registry.js';
 import { readSafetensorsHeader, readTensorBytes, toFloat32 } from '../../src/runtime/safetensors.js';
 import { maxAbsDiff } from '../helpers/golden.js';
 import { fixturePath, projectRoot } from '../helpers/paths.js';
@@ -51,7 +51,7 @@ describe('built-in model vs the reference forward pass', () => {
 
   test('last-position logits within 1e-4 and greedy tokens equal, for every reference case', async () => {
     const config = loadModelConfig(MODEL);
-    const processor = loadImageProcessor(MODEL, config.modelType);
+    const processor = loadImageProcessor(MODEL, config);
     const model = await loadModel(MODEL, config);
     try {
       for (const c of ref.cases) {

@@ -64,13 +64,22 @@ for (const [family, set] of [
   });
 }
 
-for (const family of ['qwen2_5_vl', 'llava', 'llava_onevision']) {
-  test(`${family}: iris generate --json prints the golden completion token ids`, async () => {
-    const c = goldenChatCases(family).cases[0];
-    const caseDir = fixturePath(`golden/${family}/cases/${c.name ?? 'chat_one_image'}`);
+/** One-image chat cases ("What is in this image?") per family, and where their checkpoints are. */
+const ONE_IMAGE_CASES = [
+  ['qwen2_5_vl', 'golden'],
+  ['llava', 'golden'],
+  ['llava_next_mistral', 'golden-extra'],
+  ['llava_onevision', 'golden'],
+] as const;
+const modelOf = (family: string, set: string) => fixturePath(`${set}/${family}/model`);
+
+for (const [family, set] of ONE_IMAGE_CASES) {
+  test(`${set}/${family}: iris generate --json prints the reference completion token ids`, async () => {
+    const c = goldenChatCases(family, set).cases[0];
+    const caseDir = fixturePath(`${set}/${family}/cases/${c.name ?? 'chat_one_image'}`);
     const { stdout } = await promisify(execFile)(process.execPath, [
       `${projectRoot}/dist/src/cli/main.js`, 'generate',
-      '--model-path', fixturePath(`golden/${family}/model`),
+      '--model-path', modelOf(family, set),
       '--image', `${caseDir}/image0.png`,
       '--prompt', 'What is in this image?', '--max-tokens', '12', '--temperature', '0', '--top-logprobs', '2', '--json',
     ]);
@@ -84,10 +93,10 @@ for (const family of ['qwen2_5_vl', 'llava', 'llava_onevision']) {
   });
 }
 
-for (const family of ['qwen2_5_vl', 'llava', 'llava_onevision']) {
-  test(`${family}: the golden chat case through HTTP gives the reference tokens and top-5 logprobs`, async () => {
-    const c = goldenChatCases(family).cases[0];
-    const server = await startIris([], { modelPath: fixturePath(`golden/${family}/model`) });
+for (const [family, set] of ONE_IMAGE_CASES) {
+  test(`${set}/${family}: the one-image chat case through HTTP gives the reference tokens and top-5 logprobs`, async () => {
+    const c = goldenChatCases(family, set).cases[0];
+    const server = await startIris([], { modelPath: modelOf(family, set) });
     try {
       const r = await postJson(server.baseUrl, '/v1/chat/completions', { messages: c.messages, max_tokens: 12, temperature: 0, logprobs: true, top_logprobs: 5 });
       assert.equal(r.status, 200, r.text);

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { loadModelConfig } from '../../src/models/registry.js';
 import { loadModel } from '../../src/models/registry.js';
 import { decodeImage } from '../../src/multimodal/decode.js';
-import { loadImageProcessor } from '../../src/multimodal/processor.js';
+import { loadImageProcessor } from '../../src/models/registry.js';
 import { caseImages, goldenCase, goldenCaseNames, maxAbsDiff } from '../helpers/golden.js';
 import { fixturePath } from '../helpers/paths.js';
 import { greedyAfter, prefillPrompt } from '../helpers/prefill.js';
@@ -18,7 +18,7 @@ for (const family of ['qwen2_5_vl', 'qwen2_vl']) {
   test(`${family}: every golden case matches the reference`, async (t) => {
     const modelDir = fixturePath(`golden/${family}/model`);
     const config = loadModelConfig(modelDir);
-    const processor = loadImageProcessor(modelDir, config.modelType);
+    const processor = loadImageProcessor(modelDir, config);
     const model = await loadModel(modelDir, config);
     try {
       for (const [set, name] of goldenCaseNames(family)) {

@@ -6,7 +6,8 @@ import { loadModelConfig } from '../../src/models/registry.js';
 import { ModelLoadOptions, VisionLanguageModel } from '../../src/models/model.js';
 import { loadModel } from '../../src/models/registry.js';
 import { decodeImage } from '../../src/multimodal/decode.js';
-import { ProcessedImage, loadImageProcessor } from '../../src/multimodal/processor.js';
+import { ProcessedImage } from '../../src/multimodal/processor.js';
+import { loadImageProcessor } from '../../src/models/registry.js';
 import { WeightStore } from '../../src/runtime/weightStore.js';
 import { argmax, caseImages, goldenCase, goldenCaseNames, maxAbsDiff } from '../helpers/golden.js';
 import { fixturePath } from '../helpers/paths.js';
@@ -25,7 +26,7 @@ interface CaseInput {
 /** The golden cases of a family with their images preprocessed. */
 async function caseInputs(family: string): Promise<CaseInput[]> {
   const modelDir = fixturePath(`golden/${family}/model`);
-  const processor = loadImageProcessor(modelDir, loadModelConfig(modelDir).modelType);
+  const processor = loadImageProcessor(modelDir, loadModelConfig(modelDir));
   const out: CaseInput[] = [];
   for (const [set, name] of goldenCaseNames(family)) {
     const gc = goldenCase(family, name, set);

@@ -5,7 +5,7 @@ import { Engine } from '../../src/engine/engine.js';
 import { decodeImage } from '../../src/multimodal/decode.js';
 import { resizeBicubic } from '../../src/multimodal/pilResample.js';
 import { PixelBufferPool } from '../../src/multimodal/pixelBufferPool.js';
-import { loadQwen2VLProcessorConfig, preprocessQwen2VL } from '../../src/multimodal/processors/qwen2vl.js';
+import { loadQwen2VLProcessorConfig, preprocessQwen2VL } from '../../src/models/qwen2_vl/imageProcessing.js';
 import { fixturePath } from '../helpers/paths.js';
 import { pilIndex, readPil } from './fixtures.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { decodeImage } from '../../src/multimodal/decode.js';
-import { loadClipProcessorConfig, parseClipProcessorConfig, preprocessClip, shortestEdgeSize } from '../../src/multimodal/processors/clip.js';
+import { loadClipProcessorConfig, parseClipProcessorConfig, preprocessClip, shortestEdgeSize } from '../../src/models/llava/clipProcessing.js';
 import { caseImages, goldenCase, goldenCaseNames } from '../helpers/golden.js';
 import { fixturePath } from '../helpers/paths.js';
 

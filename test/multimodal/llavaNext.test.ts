@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { decodeImage } from '../../src/multimodal/decode.js';
-import { llavaNextTokens, loadLlavaNextProcessorConfig, preprocessLlavaNext, selectBestResolution, unpadRegion } from '../../src/multimodal/processors/llavaNext.js';
+import { llavaNextTokens, loadLlavaNextProcessorConfig, preprocessLlavaNext, selectBestResolution, unpadRegion } from '../../src/models/llava/anyresProcessing.js';
 import { caseImages, goldenCase, goldenCaseNames } from '../helpers/golden.js';
 import { fixturePath } from '../helpers/paths.js';
 
@@ -49,3 +49,23 @@ for (const [family, model, g, maxPatches] of FAMILIES) {
     assert.ok(images >= 3, `${images} images checked`);
   });
 }
+
+test('anyres image budget: a token cap or pixel cap picks a smaller canvas; with none that fits, the fewest-token canvas', async () => {
+  const { loadImageProcessor, loadModelConfig } = await import('../../src/models/registry.js');
+  for (const model of ['golden-extra/llava_next_mistral/model', 'golden/llava_onevision/model']) {
+    const dir = fixturePath(model);
+    const p = loadImageProcessor(dir, loadModelConfig(dir));
+    const img = { width: 240, height: 150, data: new Uint8Array(240 * 150 * 3).map((_, i) => (i * 37) % 251) };
+    const full = p.process(img);
+    const capped = p.process(img, { maxTokens: full.numTokens - 1 });
+    assert.ok(capped.numTokens < full.numTokens, `${model}: ${capped.numTokens} < ${full.numTokens}`);
+    // Pixels follow the chosen canvas: base image + rows * cols tiles.
+    const piece = full.pixelValues.length / (1 + full.grid[2]! * full.grid[3]!);
+    assert.equal(capped.pixelValues.length, piece * (1 + capped.grid[2]! * capped.grid[3]!));
+    const tiny = p.process(img, { maxTokens: 1 });
+    const low = p.process(img, { maxPixels: 1 });
+    assert.deepEqual(tiny.grid, low.grid, 'nothing fits: both caps fall back to the same fewest-token canvas');
+    assert.ok(tiny.numTokens <= capped.numTokens);
+    assert.deepEqual(p.process(img, { maxTokens: full.numTokens }).grid, full.grid, 'a cap the image already meets changes nothing');
+  }
+});

@@ -6,7 +6,7 @@ import { ImageError, ModelLoadError } from '../../src/errors.js';
 import { decodeImage } from '../../src/multimodal/decode.js';
 import {
   loadQwen2VLProcessorConfig, parseQwen2VLProcessorConfig, preprocessQwen2VL, pyRound, smartResize,
-} from '../../src/multimodal/processors/qwen2vl.js';
+} from '../../src/models/qwen2_vl/imageProcessing.js';
 import { readSafetensorsHeader, readTensorBytes, toFloat32 } from '../../src/runtime/safetensors.js';
 import { FIXTURES, pilIndex, readPil } from './fixtures.js';
 

@@ -8,7 +8,7 @@ import { DecoderRunner } from '../decoderRunner.js';
 import { createSessions } from '../sessions.js';
 import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from '../model.js';
 import { CLIP_INPUTS, buildClipVisionGraph } from './clipVision.js';
-import { downscaledSize, unpadRegion } from '../../multimodal/processors/llavaNext.js';
+import { downscaledSize, unpadRegion } from './anyresProcessing.js';
 import { LlavaConfig, asLlavaConfig } from './config.js';
 
 /** llava-hf checkpoints name the parts `vision_tower.*`, `multi_modal_projector.*`, `language_model.*`; newer transformers nest them under `model.`. */

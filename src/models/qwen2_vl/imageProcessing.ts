@@ -7,10 +7,10 @@
  *   -> repeat the still image into temporal_patch_size frames -> patch flattening.
  */
 import { ImageError } from '../../errors.js';
-import type { RgbImage } from '../image.js';
-import { resizeBicubic } from '../pilResample.js';
-import { ScratchBytes } from '../scratchBytes.js';
-import { PIL_BICUBIC, bad, bool, channelLuts, parsePixelScaling, posInt, readPreprocessorConfig } from './common.js';
+import type { RgbImage } from '../../multimodal/image.js';
+import { resizeBicubic } from '../../multimodal/pilResample.js';
+import { ScratchBytes } from '../../multimodal/scratchBytes.js';
+import { PIL_BICUBIC, bad, bool, channelLuts, parsePixelScaling, posInt, readPreprocessorConfig } from '../../multimodal/processors/common.js';
 
 /** The fields of preprocessor_config.json this processor uses, with defaults applied. */
 export interface Qwen2VLProcessorConfig {

@@ -6,9 +6,9 @@
  *   -> rescale in float64 then cast to float32 -> normalise in float32 -> CHW.
  */
 import { ImageError } from '../../errors.js';
-import type { RgbImage } from '../image.js';
-import { resizeBicubic } from '../pilResample.js';
-import { PIL_BICUBIC, PixelScaling, bad, bool, channelLuts, parsePixelScaling, posInt, readPreprocessorConfig } from './common.js';
+import type { RgbImage } from '../../multimodal/image.js';
+import { resizeBicubic } from '../../multimodal/pilResample.js';
+import { PIL_BICUBIC, PixelScaling, bad, bool, channelLuts, parsePixelScaling, posInt, readPreprocessorConfig } from '../../multimodal/processors/common.js';
 
 export interface ClipProcessorConfig extends PixelScaling {
   /** The resize target: the shortest edge, or an exact height and width. */

@@ -4,10 +4,10 @@
  * crop size, and a square-stretched copy of the whole image goes first; each piece then runs
  * through CLIPImageProcessor. Bit-identical pixel_values.
  */
-import type { RgbImage } from '../image.js';
-import { resizeBicubic } from '../pilResample.js';
-import { ClipProcessorConfig, parseClipProcessorConfig, preprocessClip } from './clip.js';
-import { bad, readPreprocessorConfig } from './common.js';
+import type { RgbImage } from '../../multimodal/image.js';
+import { resizeBicubic } from '../../multimodal/pilResample.js';
+import { ClipProcessorConfig, parseClipProcessorConfig, preprocessClip } from './clipProcessing.js';
+import { bad, readPreprocessorConfig } from '../../multimodal/processors/common.js';
 
 export interface LlavaNextProcessorConfig extends ClipProcessorConfig {
   /** Candidate canvas sizes as (height, width). */

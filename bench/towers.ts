@@ -8,7 +8,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { buildClipVisionGraph, ClipVisionConfig, CLIP_INPUTS } from '../src/models/llava/clipVision.js';
+import { buildClipVisionGraph, CLIP_INPUTS } from '../src/models/llava/clipVision.js';
+import { ClipVisionConfig } from '../src/models/clipTower.js';
 import { quantPolicies, sessionQuant } from '../src/runtime/quant/policy.js';
 import { GraphSession } from '../src/runtime/session.js';
 import { WeightStore } from '../src/runtime/weightStore.js';

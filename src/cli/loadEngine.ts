@@ -9,6 +9,7 @@ export interface ModelCliOptions {
   quantization?: EngineLoadOptions['quantization'];
   memFractionStatic?: number;
   imageMaxTokens?: number;
+  panAndScan?: boolean;
   threads?: number;
   chatTemplate?: string;
   /** Print only warnings among the load notices (e.g. --log-level warning). */
@@ -27,6 +28,7 @@ export async function loadEngine(o: ModelCliOptions, more: Omit<EngineLoadOption
     quantization: o.quantization,
     memFractionStatic: o.memFractionStatic,
     imageMaxTokens: o.imageMaxTokens,
+    panAndScan: o.panAndScan,
     threads: o.threads,
     chatTemplate: o.chatTemplate,
     onDownloadProgress: renderDownloadProgress(),

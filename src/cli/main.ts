@@ -40,6 +40,7 @@ function addModelFlags(cmd: Command): Command {
     .option('--quantization <mode>', 'weights of linear layers: none (float32), int8, int4, or auto: float32 if it fits in memory, else int8, else int4; AWQ and GPTQ checkpoints load as they are (awq/gptq check that the checkpoint is one)', quantization, 'auto')
     .option('--mem-fraction-static <f>', 'share of the available memory for weights and KV cache; sizes the KV cache', fraction)
     .option('--image-max-tokens <n>', `most tokens one image may take, the image resized or given fewer tiles to fit (0: the model's own limit; default ${DEFAULT_IMAGE_MAX_TOKENS} where the processor resizes freely (Qwen2-VL), else the model's own canvases)`, int)
+    .option('--pan-and-scan', "Gemma 3: also show the model crops of long images (the processor's do_pan_and_scan)")
     .addOption(new Option('--dtype <dtype>', 'compute type: Iris computes in float32 on the CPU (bfloat16/float16 are accepted with a warning)').choices(['auto', 'float32', 'float', 'bfloat16', 'float16', 'half']).default('auto'));
 }
 

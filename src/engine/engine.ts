@@ -28,6 +28,8 @@ export interface EngineLoadOptions extends EngineOptions {
   imageLimits?: Partial<ImageLimits>;
   /** Pixel budget of images sent with detail "low" (default 128 * 28 * 28). */
   lowDetailMaxPixels?: number;
+  /** Gemma 3's pan-and-scan crops of long images (default the checkpoint's: off). */
+  panAndScan?: boolean;
   /** Most tokens one image may take (0: the model's own limit); default the family's (DEFAULT_IMAGE_MAX_TOKENS for resizing processors, none for fixed canvases). */
   imageMaxTokens?: number;
   onProgress?: (what: string) => void;
@@ -156,7 +158,7 @@ export class Engine {
     const config = loadModelConfig(dir);
     const tokenizer = TextTokenizer.load(dir);
     const chatTemplate = ChatTemplate.load(dir, opts.chatTemplate);
-    const processor = loadImageProcessor(dir, config);
+    const processor = loadImageProcessor(dir, config, tokenizer, { panAndScan: opts.panAndScan });
     const generation = readGenerationConfig(dir);
     const imageLimits: ImageLimits = {
       ...DEFAULT_MEDIA_LIMITS,
@@ -165,7 +167,7 @@ export class Engine {
       maxImagesPerRequest: 32,
       ...opts.imageLimits,
     };
-    const { chatTemplate: _t, imageLimits: _l, onProgress, lowDetailMaxPixels: _d, imageMaxTokens: _m, revision: _r, onDownloadProgress: _p, onNotice, ...rest } = opts;
+    const { chatTemplate: _t, imageLimits: _l, onProgress, lowDetailMaxPixels: _d, panAndScan: _s, imageMaxTokens: _m, revision: _r, onDownloadProgress: _p, onNotice, ...rest } = opts;
     const workerOpts: EngineOptions = { ...rest, modelPath: dir };
     const worker = new Worker(new URL('./worker.js', import.meta.url));
     const info = await new Promise<ModelInfo>((resolve, reject) => {

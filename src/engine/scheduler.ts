@@ -103,7 +103,7 @@ export class Scheduler {
       throw new IrisError(`the engine queue is full (${this.waiting.length} waiting); retry shortly`, { status: 503, type: 'ServiceUnavailableError' });
     }
     const sampler = new SamplerState(msg.sampling, msg.ids, msg.sampling.ignoreEos ? [] : this.eosIds);
-    this.waiting.push(new Sequence(msg.id, msg.ids, msg.images, sampler));
+    this.waiting.push(new Sequence(msg.id, msg.ids, msg.images, sampler, this.model.promptGroups?.(msg.ids, msg.images) ?? null));
   }
 
   /** Marks a request aborted; returns it if it was still waiting (removed at once). */
@@ -153,7 +153,7 @@ export class Scheduler {
     const chunks: Array<[Sequence, number]> = [];
     for (const seq of prefill) {
       if (budget <= 0) break;
-      const n = Math.min(seq.pendingTokens, budget);
+      const n = seq.chunkLength(Math.min(seq.pendingTokens, budget));
       budget -= n;
       chunks.push([seq, n]);
     }
@@ -328,7 +328,8 @@ export class Scheduler {
         }
       }
     }
-    return { ids, positions, embedRows: rows, pages: seq.pages, pastLen: from };
+    const groups = seq.groups && from < seq.promptIds.length ? Int32Array.from({ length: n }, (_, j) => seq.groups![from + j] ?? 0) : undefined;
+    return { ids, positions, embedRows: rows, groups, pages: seq.pages, pastLen: from };
   }
 
   private static concat(parts: Float32Array[]): Float32Array {

@@ -35,20 +35,55 @@ export class Sequence {
   readonly arrival: number;
   private static counter = 0;
 
+  /** Per bidirectional attention group of the prompt, its first and last token. */
+  private readonly groupSpans = new Map<number, [number, number]>();
+
+  /**
+   * `groups`: per prompt token, its bidirectional attention group (0: none), from the model.
+   * Images whose tokens share a group see each other, so their tokens' cache keys stand for
+   * all of the group's images together.
+   */
   constructor(
     readonly id: string,
     readonly promptIds: Int32Array,
     readonly images: ImageForEngine[],
     readonly sampler: SamplerState,
+    readonly groups: Int32Array | null = null,
   ) {
     this.arrival = Sequence.counter++;
     this.keys = Array.from(promptIds);
+    groups?.forEach((g, i) => {
+      if (g === 0) return;
+      const span = this.groupSpans.get(g);
+      if (span) span[1] = i;
+      else this.groupSpans.set(g, [i, i]);
+    });
+    const byGroup = new Map<number, ImageForEngine[]>();
+    for (const img of images) {
+      const g = groups?.[img.start] ?? 0;
+      if (g !== 0) byGroup.set(g, [...(byGroup.get(g) ?? []), img]);
+    }
     for (const img of images) {
       const n = img.numTokens;
-      const k = imageKey(img.hash, img.grid);
+      const members = byGroup.get(groups?.[img.start] ?? 0);
+      const k = members && members.length > 1 ? imageKey(members.map((m) => m.hash).join('+'), members.flatMap((m) => [...m.grid, -1])) : imageKey(img.hash, img.grid);
       for (let j = 0; j < n && img.start + j < this.keys.length; j++) this.keys[img.start + j] = k;
     }
     this.embeds = images.map(() => null);
+  }
+
+  /**
+   * How many of the `n` tokens from `cachedLen` to compute in one pass so that no attention
+   * group is split: a chunk ending inside a group stops before it, or, when it starts inside
+   * or at the group, runs to the group's end.
+   */
+  chunkLength(n: number): number {
+    const from = this.cachedLen;
+    const end = from + n;
+    for (const [first, last] of this.groupSpans.values()) {
+      if (first < end && last >= end && last >= from) return first > from ? first - from : last + 1 - from;
+    }
+    return n;
   }
 
   get totalLen(): number {

@@ -23,6 +23,8 @@ export interface BatchLayout {
   select: BigInt64Array;
   blockTable: BigInt64Array;
   mask: Float32Array;
+  /** The mask of sliding-window layers (each token sees the `window` tokens ending at itself), when asked for. */
+  maskWindow: Float32Array | null;
   lastIndex: BigInt64Array;
   /** Each sequence's first token row (in B * S rows). */
   rowOf: number[];
@@ -30,7 +32,7 @@ export interface BatchLayout {
   lens: number[];
 }
 
-export function layoutBatch(seqs: ForwardSeq[], pageSize: number, packedRequested: boolean): BatchLayout {
+export function layoutBatch(seqs: ForwardSeq[], pageSize: number, packedRequested: boolean, window: number | null = null): BatchLayout {
   const ps = pageSize;
   const K = seqs.length;
   const packed = packedRequested && K > 1;
@@ -45,6 +47,7 @@ export function layoutBatch(seqs: ForwardSeq[], pageSize: number, packedRequeste
   const select = new BigInt64Array(B * S);
   const blockTable = new BigInt64Array(B * P);
   const mask = new Float32Array(B * S * T).fill(MASK_MIN);
+  const maskWindow = window === null ? null : new Float32Array(B * S * T).fill(MASK_MIN);
   const lastIndex = new BigInt64Array(K);
   const rowOf = new Array<number>(K);
 
@@ -66,14 +69,20 @@ export function layoutBatch(seqs: ForwardSeq[], pageSize: number, packedRequeste
       select[idx] = BigInt(er >= 0 ? B * S + er : idx);
       const qs = Math.min(s, n - 1);
       const base = idx * T;
-      mask.fill(0, base + blk0 * ps, base + blk0 * ps + seq.pastLen);
       const newBase = base + P * ps + (row0 - b * S);
-      mask.fill(0, newBase, newBase + qs + 1);
+      for (const [m, lo] of maskWindow ? [[mask, 0], [maskWindow, seq.pastLen + qs - window! + 1]] as const : [[mask, 0]] as const) {
+        // Keys from index lo on: the past, then the new tokens up to this one.
+        m.fill(0, base + blk0 * ps + Math.max(0, lo), base + blk0 * ps + seq.pastLen);
+        m.fill(0, newBase + Math.max(0, lo - seq.pastLen), newBase + qs + 1);
+        // Tokens of one attention group (e.g. an image's) also see the group's later tokens.
+        const grp = seq.groups?.[qs] ?? 0;
+        if (grp !== 0) for (let t = qs + 1; t < n; t++) if (seq.groups![t] === grp) m[newBase + t] = 0;
+      }
     }
     for (let p = 0; p < pastPages[k]!; p++) blockTable[b * P + blk0 + p] = BigInt(seq.pages[p]!);
     lastIndex[k] = BigInt(row0 + n - 1);
     tokenOff += n;
     blockOff += pastPages[k]!;
   });
-  return { B, S, P, T, ids, select, blockTable, mask, lastIndex, rowOf, lens };
+  return { B, S, P, T, ids, select, blockTable, mask, maskWindow, lastIndex, rowOf, lens };
 }

@@ -16,6 +16,41 @@ export interface TextConfig {
   mropeSection?: [number, number, number];
   tieWordEmbeddings: boolean;
   maxPositionEmbeddings: number;
+  /** RoPE frequency scaling of the (global) layers, as config.json's rope_scaling. */
+  ropeScaling?: RopeScaling;
+  /** Per layer, the sliding window in tokens (the token itself and the window - 1 before it), or null for full attention. */
+  layerWindows?: Array<number | null>;
+  /** RoPE base of the sliding-window layers when it differs (Gemma 3's rope_local_base_freq; unscaled). */
+  localRopeTheta?: number;
+  /** Gemma: token embeddings times sqrt(hidden), RMSNorm weights as (1 + w), q/k RMSNorm per head, norms after attention and around the MLP. */
+  gemmaNorms?: boolean;
+  /** The MLP's activation (default silu). */
+  hiddenAct?: 'silu' | 'gelu_pytorch_tanh';
+  /** Attention scale (default 1 / sqrt(headDim)). */
+  attnScale?: number;
+}
+
+/** config.json's rope_scaling for 1-D RoPE: linear position interpolation, or Llama 3.1's frequency bands. */
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+
+/** Parses rope_scaling (null for none or M-RoPE's section-only entry); other types are refused. */
+export function parseRopeScaling(rs: Json | null | undefined, where: string): RopeScaling | undefined {
+  if (!rs) return undefined;
+  const type = rs.rope_type ?? rs.type;
+  if (type === 'linear') return { type, factor: num(rs, 'factor', where) };
+  if (type === 'llama3') {
+    return {
+      type,
+      factor: num(rs, 'factor', where),
+      lowFreqFactor: num(rs, 'low_freq_factor', where),
+      highFreqFactor: num(rs, 'high_freq_factor', where),
+      originalMaxPositions: num(rs, 'original_max_position_embeddings', where),
+    };
+  }
+  if (type === 'default' || type === undefined) return undefined;
+  throw new ModelLoadError(`config.json: ${where}rope_type "${type}" is not supported (linear and llama3 are)`);
 }
 
 /** What every family's config gives the engine; a family's own config extends it. */

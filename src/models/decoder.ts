@@ -3,7 +3,7 @@ import { DataType } from '../runtime/onnx/model.js';
 import { WeightStore } from '../runtime/weightStore.js';
 import { SessionQuant, SessionWeights } from '../runtime/sessionWeights.js';
 import { TextConfig } from './config.js';
-import { LayerCtx, fusedLinear, gatedMlp, linear, pagedAttention, rmsNorm, rotaryPerToken } from './layers.js';
+import { LayerCtx, fusedLinear, gatedMlp, gemmaRmsNorm, linear, pagedAttention, rmsNorm, rotaryPerToken } from './layers.js';
 
 export const TEXT_INPUTS = {
   ids: 'input_ids',
@@ -11,8 +11,11 @@ export const TEXT_INPUTS = {
   embedSelect: 'embed_select',
   cos: 'rope_cos',
   sin: 'rope_sin',
+  cosLocal: 'rope_cos_local',
+  sinLocal: 'rope_sin_local',
   blockTable: 'block_table',
   mask: 'attn_mask',
+  maskWindow: 'attn_mask_window',
   lastIndex: 'last_index',
   kCache: (i: number) => `k_cache_${i}`,
   vCache: (i: number) => `v_cache_${i}`,
@@ -31,7 +34,7 @@ export interface DecoderNames {
 }
 
 /**
- * A Qwen2 / Llama decoder as one graph for prefill and decode alike: B sequences of S
+ * A Qwen2 / Llama / Mistral / Gemma 3 decoder as one graph for prefill and decode alike: B sequences of S
  * new tokens each (padded), attending to their past through the engine's KV
  * page pool (gathered by block table) and to themselves. Outputs the logits of
  * each sequence's last new token and the new tokens' rotated K and V, which the
@@ -53,10 +56,21 @@ export function buildDecoderGraph(store: WeightStore, cfg: TextConfig, names: De
   const blockTable = g.input(I.blockTable, DataType.INT64, ['batch', 'pages']);
   const mask = g.input(I.mask, DataType.FLOAT, ['batch', 1, 1, 'new', 'keys']);
   const lastIndex = g.input(I.lastIndex, DataType.INT64, ['batch']);
+  const windowed = cfg.layerWindows?.some((w) => w !== null) ?? false;
+  const maskWindow = windowed ? g.input(I.maskWindow, DataType.FLOAT, ['batch', 1, 1, 'new', 'keys']) : mask;
+  const local = cfg.localRopeTheta !== undefined;
+  const cosLocal = local ? g.input(I.cosLocal, DataType.FLOAT, ['tokens', D / 2]) : cos;
+  const sinLocal = local ? g.input(I.sinLocal, DataType.FLOAT, ['tokens', D / 2]) : sin;
+  const gemma = cfg.gemmaNorms ?? false;
+  const norm = (x: string, name: string, dim: number) => (gemma ? gemmaRmsNorm : rmsNorm)(ctx, x, name, dim, cfg.rmsNormEps);
+  // q/k RMSNorm over each head's features: [B, S, heads * D] -> per head -> back.
+  const headNorm = (x: string, name: string, heads: number) => g.reshape(norm(g.reshape(x, [0, 0, heads, D]), name, D), [0, 0, heads * D]);
+  const act = cfg.hiddenAct ?? 'silu';
 
-  // Token embeddings, with image embeddings substituted at their positions.
+  // Token embeddings (Gemma: times sqrt(hidden) in float32), with image embeddings substituted at their positions.
   const embedName = `${prefix}.embed_tokens.weight`;
-  const tokenEmb = g.reshape(w.embedding(embedName, [cfg.vocabSize, Hd], ids), [-1, Hd]);
+  let tokenEmb = g.reshape(w.embedding(embedName, [cfg.vocabSize, Hd], ids), [-1, Hd]);
+  if (gemma) tokenEmb = g.mul(tokenEmb, g.scalarFloat(Math.fround(Math.sqrt(Hd))));
   const merged = g.gather(g.concat([tokenEmb, extra], 0), select, 0);
   let x = g.reshapeDyn(merged, g.concat([g.shape(ids), g.constInt64([Hd])], 0));
   // Token b*S+s reads row b*S+s of the cos/sin tables.
@@ -64,29 +78,40 @@ export function buildDecoderGraph(store: WeightStore, cfg: TextConfig, names: De
 
   for (let i = 0; i < cfg.numLayers; i++) {
     const p = `${prefix}.layers.${i}`;
+    const sliding = (cfg.layerWindows?.[i] ?? null) !== null;
     const kCache = g.input(I.kCache(i), DataType.FLOAT, ['pool_pages', pageSize, KV * D]);
     const vCache = g.input(I.vCache(i), DataType.FLOAT, ['pool_pages', pageSize, KV * D]);
     x = g.withScope(`layer${i}`, () => {
-      const h = rmsNorm(ctx, x, `${p}.input_layernorm.weight`, Hd, cfg.rmsNormEps);
+      const h = norm(x, `${p}.input_layernorm.weight`, Hd);
       const attnP = `${p}.self_attn`;
       const qkv = fusedLinear(ctx, h, [`${attnP}.q_proj`, `${attnP}.k_proj`, `${attnP}.v_proj`], Hd, [H * D, KV * D, KV * D], names.qkvBias);
       // The new tokens' K (rotated) and V are graph outputs, which the engine writes into its pages.
-      const [qkFlat, vFlat] = g.split(qkv, [(H + KV) * D, KV * D], -1, [undefined, I.vNew(i)]) as [string, string];
+      let [qkFlat, vFlat] = g.split(qkv, [(H + KV) * D, KV * D], -1, [undefined, I.vNew(i)]) as [string, string];
+      if (gemma) {
+        const [q0, k0] = g.split(qkFlat, [H * D, KV * D], -1) as [string, string];
+        qkFlat = g.concat([headNorm(q0, `${attnP}.q_norm.weight`, H), headNorm(k0, `${attnP}.k_norm.weight`, KV)], -1);
+      }
       // q and k rotated together ([B, S, (H + KV) * D]), then parted.
-      const qkRot = rotaryPerToken(g, qkFlat, tokenIndex, cos, sin, H + KV);
+      const qkRot = rotaryPerToken(g, qkFlat, tokenIndex, sliding ? cosLocal : cos, sliding ? sinLocal : sin, H + KV);
       const [qFlat, kFlat] = g.split(qkRot, [H * D, KV * D], -1, [undefined, I.kNew(i)]) as [string, string];
       g.output(kFlat, I.kNew(i), DataType.FLOAT, ['batch', 'new', KV * D]);
       g.output(vFlat, I.vNew(i), DataType.FLOAT, ['batch', 'new', KV * D]);
 
-      const o = pagedAttention(g, { q: qFlat, kNew: kFlat, vNew: vFlat, kCache, vCache, blockTable, mask }, H, KV, D);
-      const x1 = g.add(x, linear(ctx, o, `${p}.self_attn.o_proj`, H * D, Hd, false));
-      const h2 = rmsNorm(ctx, x1, `${p}.post_attention_layernorm.weight`, Hd, cfg.rmsNormEps);
-      return g.add(x1, gatedMlp(ctx, h2, `${p}.mlp`, Hd, cfg.intermediateSize, 'silu', false));
+      const o = pagedAttention(g, { q: qFlat, kNew: kFlat, vNew: vFlat, kCache, vCache, blockTable, mask: sliding ? maskWindow : mask }, H, KV, D, cfg.attnScale);
+      let attnOut = linear(ctx, o, `${p}.self_attn.o_proj`, H * D, Hd, false);
+      if (gemma) attnOut = norm(attnOut, `${p}.post_attention_layernorm.weight`, Hd);
+      const x1 = g.add(x, attnOut);
+      if (!gemma) {
+        const h2 = norm(x1, `${p}.post_attention_layernorm.weight`, Hd);
+        return g.add(x1, gatedMlp(ctx, h2, `${p}.mlp`, Hd, cfg.intermediateSize, act, false));
+      }
+      const h2 = norm(x1, `${p}.pre_feedforward_layernorm.weight`, Hd);
+      return g.add(x1, norm(gatedMlp(ctx, h2, `${p}.mlp`, Hd, cfg.intermediateSize, act, false), `${p}.post_feedforward_layernorm.weight`, Hd));
     });
   }
 
   const last = g.gather(g.reshape(x, [-1, Hd]), lastIndex, 0);
-  const normed = rmsNorm(ctx, last, `${prefix}.norm.weight`, Hd, cfg.rmsNormEps);
+  const normed = norm(last, `${prefix}.norm.weight`, Hd);
   const headName = cfg.tieWordEmbeddings ? embedName : names.lmHead;
   g.output(w.matmul(normed, [headName], [cfg.vocabSize], Hd, 'head'), I.logits, DataType.FLOAT, ['batch', cfg.vocabSize]);
   return { g, w };

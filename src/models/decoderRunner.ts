@@ -4,7 +4,7 @@ import { layoutBatch } from './batchLayout.js';
 import { TextConfig } from './config.js';
 import { TEXT_INPUTS } from './decoder.js';
 import { ForwardSeq } from './model.js';
-import { ropeAxes, textInvFreq, writeRopeRows } from './rope.js';
+import { localInvFreq, ropeAxes, textInvFreq, writeRopeRows } from './rope.js';
 
 /**
  * Runs a decoder graph (decoder.ts) over sequences' new tokens: lays out the batch, writes
@@ -14,7 +14,11 @@ import { ropeAxes, textInvFreq, writeRopeRows } from './rope.js';
  */
 export class DecoderRunner {
   private readonly invFreq: Float32Array;
+  /** The sliding-window layers' own rotary frequencies, when they differ. */
+  private readonly localFreq: Float32Array | null;
   private readonly axes: Uint8Array;
+  /** The sliding window of the windowed layers (one size per model), or null. */
+  private readonly window: number | null;
 
   constructor(
     private readonly session: GraphSession,
@@ -22,17 +26,25 @@ export class DecoderRunner {
     readonly pageSize: number,
   ) {
     this.invFreq = textInvFreq(cfg);
+    this.localFreq = cfg.localRopeTheta === undefined ? null : localInvFreq(cfg);
     this.axes = ropeAxes(cfg);
+    const windows = new Set((cfg.layerWindows ?? []).filter((w): w is number => w !== null));
+    if (windows.size > 1) throw new Error('one sliding window size per model is supported');
+    this.window = windows.size ? [...windows][0]! : null;
   }
 
   async forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts: { packed?: boolean } = {}): Promise<Float32Array> {
     const tc = this.cfg;
     const D = tc.headDim;
     const Hd = tc.hiddenSize;
-    const { B, S, P, T, ids, select, blockTable, mask, lastIndex, rowOf, lens } = layoutBatch(seqs, this.pageSize, Boolean(opts.packed));
-    const cos = new Float32Array((B * S * D) / 2);
-    const sin = new Float32Array((B * S * D) / 2);
-    seqs.forEach((seq, k) => writeRopeRows(this.invFreq, this.axes, (t, a) => seq.positions[a * lens[k]! + t]!, lens[k]!, cos, sin, rowOf[k]!));
+    const { B, S, P, T, ids, select, blockTable, mask, maskWindow, lastIndex, rowOf, lens } = layoutBatch(seqs, this.pageSize, Boolean(opts.packed), this.window);
+    const tables = (freq: Float32Array) => {
+      const cos = new Float32Array((B * S * D) / 2);
+      const sin = new Float32Array((B * S * D) / 2);
+      seqs.forEach((seq, k) => writeRopeRows(freq, this.axes, (t, a) => seq.positions[a * lens[k]! + t]!, lens[k]!, cos, sin, rowOf[k]!));
+      return { cos, sin };
+    };
+    const { cos, sin } = tables(this.invFreq);
 
     const I = TEXT_INPUTS;
     const extra = extraEmbeds.length > 0 ? extraEmbeds : new Float32Array(Hd);
@@ -46,6 +58,12 @@ export class DecoderRunner {
       [I.mask]: { data: mask, dims: [B, 1, 1, S, T] },
       [I.lastIndex]: { data: lastIndex, dims: [seqs.length] },
     };
+    if (maskWindow) feeds[I.maskWindow] = { data: maskWindow, dims: [B, 1, 1, S, T] };
+    if (this.localFreq) {
+      const local = tables(this.localFreq);
+      feeds[I.cosLocal] = { data: local.cos, dims: [B * S, D / 2] };
+      feeds[I.sinLocal] = { data: local.sin, dims: [B * S, D / 2] };
+    }
     pool.layers.forEach((l, i) => {
       feeds[I.kCache(i)] = { data: pool.k[i]!, dims: [pool.numPages, pool.pageSize, l.width] };
       feeds[I.vCache(i)] = { data: pool.v[i]!, dims: [pool.numPages, pool.pageSize, l.width] };

@@ -14,6 +14,11 @@ export function rmsNorm({ g, w }: LayerCtx, x: string, weight: string, dim: numb
   return g.op('SimplifiedLayerNormalization', [x, w.weight(weight, [dim])], { axis: -1, epsilon: { float: eps }, stash_type: 1 });
 }
 
+/** Gemma's RMSNorm: the weight applies as (1 + w) (ONNX Runtime folds the addition at load). */
+export function gemmaRmsNorm({ g, w }: LayerCtx, x: string, weight: string, dim: number, eps: number): string {
+  return g.op('SimplifiedLayerNormalization', [x, g.add(w.weight(weight, [dim]), g.scalarFloat(1))], { axis: -1, epsilon: { float: eps }, stash_type: 1 });
+}
+
 export function layerNorm({ g, w }: LayerCtx, x: string, prefix: string, dim: number, eps: number): string {
   return g.op('LayerNormalization', [x, w.weight(`${prefix}.weight`, [dim]), w.weight(`${prefix}.bias`, [dim])], {
     axis: -1,
@@ -95,6 +100,7 @@ export function pagedAttention(
   heads: number,
   kvHeads: number,
   headDim: number,
+  scale = 1 / Math.sqrt(headDim),
 ): string {
   const D = headDim;
   const KV = kvHeads;
@@ -105,7 +111,7 @@ export function pagedAttention(
   const kAll = g.concat([past(a.kCache), grouped(a.kNew, 1)], 3);
   const vAll = g.concat([past(a.vCache), grouped(a.vNew, 1)], 3);
   const qg = grouped(a.q, heads / KV);
-  const scores = g.mul(g.matmul(qg, g.transpose(kAll, [0, 1, 2, 4, 3])), g.scalarFloat(1 / Math.sqrt(D)));
+  const scores = g.mul(g.matmul(qg, g.transpose(kAll, [0, 1, 2, 4, 3])), g.scalarFloat(scale));
   const attn = g.matmul(g.softmax(g.add(scores, a.mask), -1), vAll);
   return g.reshape(g.transpose(attn, [0, 3, 1, 2, 4]), [0, 0, heads * D]);
 }

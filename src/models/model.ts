@@ -20,6 +20,8 @@ export interface ForwardSeq {
   positions: Int32Array;
   /** Per new token, the row of `extraEmbeds` replacing its embedding, or -1. */
   embedRows?: Int32Array;
+  /** Per new token, its attention group (0: none): tokens of one group see each other both ways (Gemma 3's image tokens). */
+  groups?: Int32Array;
   /** Pages holding the past and room for the new tokens. */
   pages: number[];
   pastLen: number;
@@ -35,6 +37,11 @@ export interface VisionLanguageModel {
   readonly positionAxes: number;
   /** [positionAxes][ids.length] positions of a prompt whose images start at the given token indices, and the next position. */
   promptPositions(ids: ArrayLike<number>, images: Array<{ start: number; grid: number[] }>): { positions: Int32Array; next: number };
+  /**
+   * Per prompt token, its bidirectional attention group (0: causal only), for families whose
+   * image tokens see each other both ways; a group is always computed in one pass. Absent: none.
+   */
+  promptGroups?(ids: ArrayLike<number>, images: Array<{ start: number; numTokens: number }>): Int32Array | null;
   /** Runs the decoder; writes new K/V into the pool; returns last-token logits [B, vocab]. */
   forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts?: { packed?: boolean }): Promise<Float32Array>;
   release(): Promise<void>;

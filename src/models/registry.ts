@@ -6,7 +6,8 @@ import { WeightStore } from '../runtime/weightStore.js';
 import { join } from 'node:path';
 import { Json, ModelConfig, readJson } from './config.js';
 import { ModelLoadOptions, VisionLanguageModel } from './model.js';
-import type { ImageProcessor } from '../multimodal/processor.js';
+import type { ImageProcessor, ImageProcessorOptions } from '../multimodal/processor.js';
+import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { parseLlavaConfig } from './llava/config.js';
 import { llavaImageProcessor } from './llava/processor.js';
 import { qwen2VLImageProcessor } from './qwen2_vl/processor.js';
@@ -19,7 +20,7 @@ type LoadedModel = VisionLanguageModel & { weightBytes: number; residentBytes: n
 interface Family {
   parseConfig(raw: Json, architecture: string): ModelConfig;
   /** The image processor and prompt layout, from the checkpoint's processor files. */
-  imageProcessor(modelDir: string, config: ModelConfig): ImageProcessor;
+  imageProcessor(modelDir: string, config: ModelConfig, tokenizer: TextTokenizer, opts: ImageProcessorOptions): ImageProcessor;
   load(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): Promise<LoadedModel>;
   /** What each decoder layer keeps in the KV cache. */
   kvLayers(config: ModelConfig): KvLayerSpec[];
@@ -83,8 +84,8 @@ export async function loadModel(modelDir: string | WeightStore, config: ModelCon
 }
 
 /** The image processor of a checkpoint's family. */
-export function loadImageProcessor(modelDir: string, config: ModelConfig): ImageProcessor {
-  return family(config).imageProcessor(modelDir, config);
+export function loadImageProcessor(modelDir: string, config: ModelConfig, tokenizer?: TextTokenizer, opts: ImageProcessorOptions = {}): ImageProcessor {
+  return family(config).imageProcessor(modelDir, config, tokenizer ?? TextTokenizer.load(modelDir), opts);
 }
 
 /** The KV cache layout of a model's decoder layers. */

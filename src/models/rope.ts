@@ -2,12 +2,37 @@ import { TextConfig } from './config.js';
 
 /** Rotary tables of a decoder, shared by the families. */
 
-/** Text inv_freq in float32, as the reference builds it. */
-export function textInvFreq(cfg: TextConfig): Float32Array {
-  const half = cfg.headDim / 2;
+/** Default RoPE inv_freq in float32, as the reference builds it: 1 / theta^(2j / dim). */
+function baseInvFreq(theta: number, headDim: number): Float32Array {
+  const half = headDim / 2;
   const out = new Float32Array(half);
-  for (let j = 0; j < half; j++) out[j] = Math.fround(1 / Math.fround(Math.pow(cfg.ropeTheta, Math.fround((2 * j) / cfg.headDim))));
+  for (let j = 0; j < half; j++) out[j] = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / headDim))));
   return out;
+}
+
+/** Text inv_freq in float32 with the config's rope_scaling (transformers' rope init functions). */
+export function textInvFreq(cfg: TextConfig): Float32Array {
+  const f = baseInvFreq(cfg.ropeTheta, cfg.headDim);
+  const rs = cfg.ropeScaling;
+  if (!rs) return f;
+  const fr = Math.fround;
+  if (rs.type === 'linear') return f.map((v) => fr(v / rs.factor));
+  // Llama 3.1: long wavelengths slowed by `factor`, short ones kept, a smooth blend between.
+  const lowWavelen = rs.originalMaxPositions / rs.lowFreqFactor;
+  const highWavelen = rs.originalMaxPositions / rs.highFreqFactor;
+  return f.map((v) => {
+    const wavelen = fr(fr(2 * Math.PI) / v);
+    if (wavelen > lowWavelen) return fr(v / rs.factor);
+    if (wavelen < highWavelen) return v;
+    const smooth = fr(fr(fr(rs.originalMaxPositions / wavelen) - rs.lowFreqFactor) / fr(rs.highFreqFactor - rs.lowFreqFactor));
+    // ((1 - s) * f) / factor + s * f, in the reference's order.
+    return fr(fr(fr(fr(1 - smooth) * v) / rs.factor) + fr(smooth * v));
+  });
+}
+
+/** inv_freq of the sliding-window layers: their own base, unscaled (Gemma 3), or the text one. */
+export function localInvFreq(cfg: TextConfig): Float32Array {
+  return cfg.localRopeTheta === undefined ? textInvFreq(cfg) : baseInvFreq(cfg.localRopeTheta, cfg.headDim);
 }
 
 /**
@@ -46,4 +71,9 @@ export function writeRopeRows(
       sin[base + j] = Math.sin(a);
     }
   }
+}
+
+/** Plain 1-D prompt positions: token i at position i. */
+export function sequentialPositions(n: number): { positions: Int32Array; next: number } {
+  return { positions: Int32Array.from({ length: n }, (_, i) => i), next: n };
 }

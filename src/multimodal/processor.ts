@@ -46,6 +46,12 @@ export interface ImageProcessor {
   placeholderIds?(image: ProcessedImage): number[];
 }
 
+/** Settings of a model's image processing chosen when the model loads. */
+export interface ImageProcessorOptions {
+  /** Gemma 3's pan-and-scan (extra crops of long images), as `do_pan_and_scan`; default the checkpoint's (off). */
+  panAndScan?: boolean;
+}
+
 /** processor_config.json (the multimodal processor's settings), or {} when the checkpoint has none. */
 export function readProcessorConfig(modelDir: string): Record<string, unknown> {
   const file = join(modelDir, 'processor_config.json');

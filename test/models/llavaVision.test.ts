@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { CLIP_INPUTS, buildClipVisionGraph, parseClipVisionConfig } from '../../src/models/llava/clipVision.js';
+import { CLIP_INPUTS, buildClipVisionGraph } from '../../src/models/llava/clipVision.js';
+import { parseClipVisionConfig } from '../../src/models/clipTower.js';
 import { GraphSession } from '../../src/runtime/session.js';
 import { WeightStore } from '../../src/runtime/weightStore.js';
 import { goldenCase, goldenCaseNames, maxAbsDiff } from '../helpers/golden.js';

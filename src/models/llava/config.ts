@@ -1,6 +1,6 @@
 import { ModelLoadError } from '../../errors.js';
-import { Json, ModelConfig, TextConfig, num } from '../config.js';
-import { ClipVisionConfig, parseClipVisionConfig } from './clipVision.js';
+import { Json, ModelConfig, TextConfig, num, parseRopeScaling } from '../config.js';
+import { ClipVisionConfig, parseClipVisionConfig } from '../clipTower.js';
 
 /**
  * A LLaVA-1.5 or LLaVA-NeXT config.json (`LlavaForConditionalGeneration`,
@@ -41,10 +41,10 @@ export function parseLlavaConfig(raw: Json, architecture: string): LlavaConfig {
     ropeTheta: num(t, 'rope_theta', 'text_config.', 10000),
     tieWordEmbeddings: Boolean(raw.tie_word_embeddings ?? t.tie_word_embeddings ?? false),
     maxPositionEmbeddings: num(t, 'max_position_embeddings', 'text_config.', 4096),
+    ropeScaling: parseRopeScaling(t.rope_scaling, 'text_config.rope_scaling.'),
   };
   const anyres = architecture !== 'LlavaForConditionalGeneration';
   if (anyres && !Array.isArray(raw.image_grid_pinpoints)) throw new ModelLoadError('config.json: image_grid_pinpoints is missing');
-  if (t.rope_scaling) throw new ModelLoadError(`config.json: text_config.rope_scaling is not supported for ${architecture} yet`);
   const layer = raw.vision_feature_layer ?? -2;
   if (typeof layer !== 'number') throw new ModelLoadError('config.json: vision_feature_layer must be one number (lists of layers are not supported yet)');
   const strategy = raw.vision_feature_select_strategy ?? 'default';

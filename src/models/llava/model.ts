@@ -5,6 +5,7 @@ import { WeightStore } from '../../runtime/weightStore.js';
 import { ModelConfig } from '../config.js';
 import { buildDecoderGraph } from '../decoder.js';
 import { DecoderRunner } from '../decoderRunner.js';
+import { sequentialPositions } from '../rope.js';
 import { createSessions } from '../sessions.js';
 import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from '../model.js';
 import { CLIP_INPUTS, buildClipVisionGraph } from './clipVision.js';
@@ -120,7 +121,7 @@ export class LlavaModel implements VisionLanguageModel {
 
   /** Plain 1-D positions: token i at position i. */
   promptPositions(ids: ArrayLike<number>): { positions: Int32Array; next: number } {
-    return { positions: Int32Array.from({ length: ids.length }, (_, i) => i), next: ids.length };
+    return sequentialPositions(ids.length);
   }
 
   forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts: { packed?: boolean } = {}): Promise<Float32Array> {

@@ -11,15 +11,15 @@ import io
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import torch
 from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+sys.path.append(os.path.dirname(HERE))  # reflib; after this folder (the LLaVA scripts there have the same names)
 import reflib  # noqa: E402  (one torch thread, image helpers, IndependentBPE)
 from llama3_tokenizer import Llama3ByteBPETokenizer  # noqa: E402
 from reflib import decode_data_uri, sha256_f32  # noqa: E402
@@ -34,6 +34,7 @@ from safetensors.torch import save as st_save  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 GOLDEN = os.environ.get("GOLDEN", os.path.join(REPO, "test", "fixtures", "golden"))
+EXTRA = os.environ.get("GOLDEN_EXTRA", os.path.join(REPO, "test", "fixtures", "golden-extra"))
 PUBLIC = os.environ.get("MLLAMA_PUBLIC", "/work/shared/golden/mllama")
 DATE = "26 Jul 2024"
 NOTE = ("stop token (if hit) is the last completion_token_id and is counted in completion_tokens; "
@@ -184,9 +185,7 @@ def run_case(model, proc, messages, stop_ids, max_new, ctk=None):
         cap.hook(lm.model.embed_tokens, "inputs_embeds", first=False)
         ran = []
         pre = [l.register_forward_pre_hook(lambda m, a, i=i: ran.append(i)) for i, l in enumerate(lm.model.layers)]
-        t0 = time.time()
         out = model(**fwd, use_cache=False)
-        rec["forward_seconds"] = time.time() - t0
         for h in pre:
             h.remove()
         cap.remove()
@@ -226,22 +225,17 @@ def run_case(model, proc, messages, stop_ids, max_new, ctk=None):
         rec["tiling"] = tiling_info(proc, images)
         assert [t["aspect_ratio_id"] for t in rec["tiling"]] == rec["aspect_ratio_ids"]
         assert [t["tiles_hw"][0] * t["tiles_hw"][1] for t in rec["tiling"]] == nt
-        if "text_layer%d_cross_attn_out" % tcfg.cross_attention_layers[0] in T:
-            ca = T["text_layer%d_cross_attn_out" % tcfg.cross_attention_layers[0]][0]
-            rows0 = [i for i in range(S) if T["full_text_row_masked_out_mask"][i] == 0]
-            rec["rows_without_image"] = rows0
-            rec["rows_without_image_cross_attn_out_max_abs"] = float(ca[rows0].abs().max()) if rows0 else None
-        for k in list(T):
-            if k.endswith("_cross_attn_out"):
-                T[k] = T[k][0]
+        rows0 = [i for i in range(S) if T["full_text_row_masked_out_mask"][i] == 0]
+        rec["rows_without_image"] = rows0
+        for li in tcfg.cross_attention_layers:
+            ca = T["text_layer%d_cross_attn_out" % li]  # [S, hidden]: o_proj output, before the tanh gate
+            rec["rows_without_image_cross_attn_out_max_abs_layer%d" % li] = float(ca[rows0].abs().max()) if rows0 else None
 
     # ---- greedy generation with the KV cache
-    t0 = time.time()
     with torch.no_grad():
         g = model.generate(**fwd, max_new_tokens=max_new, do_sample=False, num_beams=1, eos_token_id=stop_ids,
                            pad_token_id=tcfg.pad_token_id, output_logits=True, return_dict_in_generate=True,
                            use_cache=True, temperature=None, top_p=None, top_k=None)
-    rec["generate_seconds"] = time.time() - t0
     comp = g.sequences[0, S:].tolist()
     for j, t in enumerate(comp):
         if t in stop_ids:
@@ -336,7 +330,17 @@ def run_case(model, proc, messages, stop_ids, max_new, ctk=None):
     return rec, T, pngs
 
 
-DROP = ("generate_step_logprobs",)
+DROP = ("generate_step_logprobs", "text_final_norm_out", "nocache_step_logits")
+VISION_INTERMEDIATES = ("vision_patch_embeds", "vision_after_layernorm_pre", "vision_after_layernorm_post")
+
+
+def write_case(case_dir, name, messages, rec, T, pngs, extra=None, full_intermediates=True):
+    """full_intermediates=False leaves out the vision tower's per-layer outputs (kept: pixel_values, the
+    masks, vision_output, projector_out, the text layers, logits) to keep the fixtures small."""
+    if not full_intermediates:
+        T = {k: v for k, v in T.items() if not (k in VISION_INTERMEDIATES or k.startswith("vision_local_layer")
+                                                 or k.startswith("vision_global_layer"))}
+    return _write_case(case_dir, name, messages, rec, T, pngs, extra)
 
 
 def st_bytes(T):
@@ -352,7 +356,7 @@ def st_bytes(T):
     return st_save(out)
 
 
-def write_case(case_dir, name, messages, rec, T, pngs, extra=None):
+def _write_case(case_dir, name, messages, rec, T, pngs, extra=None):
     os.makedirs(case_dir, exist_ok=True)
     for f in os.listdir(case_dir):
         os.remove(os.path.join(case_dir, f))

@@ -76,8 +76,8 @@ def cases_for(fam):
                   "see ONLY image 1 (not images <= k); tokens before image 0 see none"))
         C.append((at("two_images_consecutive"), [user(img(60, 50), img(45, 90), txt("Which one is taller?"))],
                   "two consecutive <|image|> tokens: get_cross_attention_token_mask extends the first image's "
-                  "range to the end, so the text after both sees both images; image 1's own token row sees only "
-                  "image 0 (its range starts at image 0's token, image 1's at its own). 60x50 -> 2x2 tiles, not "
+                  "range to the end, so the text after both sees both images; image 0's own <|image|> row sees only "
+                  "image 0, image 1's <|image|> row and everything after it see both. 60x50 -> 2x2 tiles, not "
                   "resized (50 and 60 lie between the tile and the canvas), padded; 45x90 -> 2x1 tiles, resized "
                   "to 32x64 (W x H)"))
         C.append((at("text_before_image"), [user(txt("Look at this picture:"), img(84, 40), txt("What is it?"))],

@@ -57,7 +57,8 @@ def cases_for(fam):
                   "(1x1, scale 1.33) wins; resized (bilinear) to 32x26 (W x H) and padded at the bottom to 32x32; "
                   "1 tile, aspect_ratio_id 1"))
         C.append((at("two_tiles_tall"), [user(img(20, 50), txt("What is in this tall image?"))],
-                  "20x50, tall: canvas 2x1 tiles (64x32, H x W; scale 1.28 vs 1.6 ties among larger canvases); "
+                  "20x50, tall: canvas 2x1 tiles (64x32, H x W; smallest upscale 1.28, tied with 2x2, the smaller area "
+                  "wins); "
                   "get_image_size_fit_to_canvas keeps 20x50 as it is (no resize: the target is clipped into "
                   "[tile, canvas]), padded right and bottom; 2 tiles stacked vertically, aspect_ratio_id 5"))
         C.append((at("three_tiles_tall_downscale"), [user(img(40, 100), txt("Describe it."))],

@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 sys.path.append(os.path.dirname(HERE))  # reflib; after this folder (the LLaVA scripts there have the same names)
-import reflib  # noqa: E402  (one torch thread, image helpers, IndependentBPE)
+import reflib  # noqa: E402  (one torch thread, synthetic images, data URIs, IndependentBPE)
 from llama3_tokenizer import Llama3ByteBPETokenizer  # noqa: E402
 from reflib import decode_data_uri, sha256_f32  # noqa: E402
 

@@ -1,9 +1,11 @@
 /**
- * Bit-exact port of Pillow's `Image.resize((w, h), Image.BICUBIC)` for 8-bit RGB
- * (Pillow src/libImaging/Resample.c). The Qwen2-VL processors resize with PIL, and
- * the vision tower was trained on those exact bytes; libvips' cubic differs by up to
- * 10 grey levels, so we reproduce Pillow's fixed-point two-pass resampler:
- *   - filter support is scaled by the downscale factor (antialiasing),
+ * Bit-exact port of Pillow's `Image.resize((w, h), Image.BICUBIC)` and
+ * `Image.resize((w, h), Image.BILINEAR)` for 8-bit RGB (Pillow src/libImaging/Resample.c).
+ * The Hugging Face image processors resize with PIL, and the vision towers were trained
+ * on those exact bytes; libvips' kernels differ by up to 10 grey levels, so we reproduce
+ * Pillow's fixed-point two-pass resampler:
+ *   - a filter is a kernel and its support (bicubic a = -0.5 over 2 pixels, bilinear's
+ *     triangle over 1), the support scaled by the downscale factor (antialiasing),
  *   - per-output coefficients are computed in float64, normalised to sum 1, then
  *     converted to fixed point with PRECISION_BITS = 32 - 8 - 2 = 22,
  *   - horizontal pass first (only over the source rows the vertical pass will read),
@@ -17,7 +19,15 @@ const PRECISION_BITS = 32 - 8 - 2;
 /** Rounding bias: Pillow starts every accumulator at 1 << (PRECISION_BITS - 1). */
 const HALF = 1 << (PRECISION_BITS - 1);
 const ONE = 1 << PRECISION_BITS;
-const BICUBIC_SUPPORT = 2.0;
+
+/** The PIL filters ported here, by their names in Pillow's Image.Resampling. */
+export type PilFilter = 'bilinear' | 'bicubic';
+
+/** Pillow's `struct filter`: the kernel and its support in source pixels (before scaling). */
+interface Filter {
+  kernel(x: number): number;
+  support: number;
+}
 
 /** Pillow's bicubic_filter with a = -0.5 (constants folded exactly as the C compiler does). */
 function bicubicFilter(x: number): number {
@@ -27,15 +37,35 @@ function bicubicFilter(x: number): number {
   return 0.0;
 }
 
+/** Pillow's bilinear_filter: the triangle 1 - |x| on (-1, 1). */
+function bilinearFilter(x: number): number {
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return 1.0 - x;
+  return 0.0;
+}
+
+const FILTERS: Record<PilFilter, Filter> = {
+  bicubic: { kernel: bicubicFilter, support: 2.0 },
+  bilinear: { kernel: bilinearFilter, support: 1.0 },
+};
+
+/** The PIL filter of a `resample` value of preprocessor_config.json (PIL.Image.Resampling), or null if not ported. */
+export function pilFilterOf(resample: unknown): PilFilter | null {
+  if (resample === 2) return 'bilinear';
+  if (resample === 3) return 'bicubic';
+  return null;
+}
+
 /**
  * precompute_coeffs + normalize_coeffs_8bpc. `in0`/`in1` are the box edges, which
  * Pillow holds as C floats (callers pass Math.fround values).
  */
-function precomputeCoeffs(inSize: number, in0: number, in1: number, outSize: number): AxisCoeffs {
+function precomputeCoeffs(inSize: number, in0: number, in1: number, outSize: number, filter: Filter): AxisCoeffs {
+  const kernel = filter.kernel;
   // (double)(in1 - in0) / outSize, where the subtraction happens in float
   const scale = Math.fround(in1 - in0) / outSize;
   const filterscale = scale < 1.0 ? 1.0 : scale;
-  const support = BICUBIC_SUPPORT * filterscale;
+  const support = filter.support * filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
   const bounds = new Int32Array(outSize * 2);
   const kk = new Int32Array(outSize * ksize);
@@ -51,7 +81,7 @@ function precomputeCoeffs(inSize: number, in0: number, in1: number, outSize: num
     xmax -= xmin;
     let ww = 0.0;
     for (let x = 0; x < xmax; x++) {
-      const w = bicubicFilter((x + xmin - center + 0.5) * ss);
+      const w = kernel((x + xmin - center + 0.5) * ss);
       pre[x] = w;
       ww += w;
     }
@@ -74,6 +104,11 @@ function precomputeCoeffs(inSize: number, in0: number, in1: number, outSize: num
  * nest that then deoptimises on code it has not run yet (seen with --trace-deopt).
  */
 
+/** (bias + 2 taps `step` bytes apart) >> PRECISION_BITS: bilinear upscaling. */
+function taps2(src: Uint8Array, p: number, step: number, k0: number, k1: number): number {
+  return (HALF + Math.imul(src[p]!, k0) + Math.imul(src[p + step]!, k1)) >> PRECISION_BITS;
+}
+
 /** (bias + 4 taps `step` bytes apart) >> PRECISION_BITS; small enough for V8 to inline. */
 function taps4(src: Uint8Array, p: number, step: number, k0: number, k1: number, k2: number, k3: number): number {
   return (HALF + Math.imul(src[p]!, k0) + Math.imul(src[p + step]!, k1) +
@@ -92,7 +127,8 @@ function taps5(
  * One row of ImagingResampleHorizontal_8bpc for 3 channels. The output is written through a
  * Uint8ClampedArray, whose store clamps to 0..255 exactly like Pillow's clip8 on
  * (ss >> PRECISION_BITS). Integer sums are exact in any order (|sum| < 2^31), so the
- * common 4- and 5-tap cases are unrolled.
+ * common cases are unrolled: 4 and 5 taps (bicubic; bilinear downscaling by 2) and 2
+ * (bilinear upscaling).
  */
 function horizontalRow(
   src: Uint8Array, rowIn: number, out: Uint8ClampedArray, o: number, outW: number, c: AxisCoeffs,
@@ -102,7 +138,12 @@ function horizontalRow(
     const n = bounds[xx * 2 + 1]!;
     const kb = xx * ksize;
     const p = rowIn + bounds[xx * 2]! * 3;
-    if (n === 4) {
+    if (n === 2) {
+      const k0 = kk[kb]!, k1 = kk[kb + 1]!;
+      out[o] = taps2(src, p, 3, k0, k1);
+      out[o + 1] = taps2(src, p + 1, 3, k0, k1);
+      out[o + 2] = taps2(src, p + 2, 3, k0, k1);
+    } else if (n === 4) {
       const k0 = kk[kb]!, k1 = kk[kb + 1]!, k2 = kk[kb + 2]!, k3 = kk[kb + 3]!;
       out[o] = taps4(src, p, 3, k0, k1, k2, k3);
       out[o + 1] = taps4(src, p + 1, 3, k0, k1, k2, k3);
@@ -137,14 +178,17 @@ function resampleHorizontal(
 
 /**
  * One output row of ImagingResampleVertical_8bpc. All samples of a row sum the same
- * taps, so the row is treated as W = width*3 samples. 4 and 5 taps are unrolled; other
+ * taps, so the row is treated as W = width*3 samples. 2, 4 and 5 taps are unrolled; other
  * counts accumulate tap by tap over the whole row (sequential memory access).
  */
 function verticalRow(
   src: Uint8Array, p0: number, W: number, n: number, kk: Int32Array, kb: number,
   out: Uint8ClampedArray, o: number, acc: Int32Array,
 ): void {
-  if (n === 4) {
+  if (n === 2) {
+    const k0 = kk[kb]!, k1 = kk[kb + 1]!;
+    for (let i = 0; i < W; i++) out[o + i] = taps2(src, p0 + i, W, k0, k1);
+  } else if (n === 4) {
     const k0 = kk[kb]!, k1 = kk[kb + 1]!, k2 = kk[kb + 2]!, k3 = kk[kb + 3]!;
     for (let i = 0; i < W; i++) out[o + i] = taps4(src, p0 + i, W, k0, k1, k2, k3);
   } else if (n === 5) {
@@ -177,12 +221,27 @@ export type ResizeBox = readonly [number, number, number, number];
 /** The horizontal pass's output when the vertical pass reads it (it never escapes then). */
 const horizontalScratch = new ScratchBytes(32 << 20);
 
-/**
- * `Image.resize((outW, outH), Image.BICUBIC, box)` for an RGB image. `box` defaults to
- * the whole image; like Pillow, an unchanged size with the default box returns a copy.
- * `out` (outW * outH * 3 bytes) receives the result instead of a new array.
- */
+/** `Image.resize((outW, outH), Image.BICUBIC, box)`: see resizePil. */
 export function resizeBicubic(img: RgbImage, outW: number, outH: number, box?: ResizeBox, out?: Uint8Array): RgbImage {
+  return resizePil(img, outW, outH, 'bicubic', box, out);
+}
+
+/** `Image.resize((outW, outH), Image.BILINEAR, box)`: see resizePil. */
+export function resizeBilinear(img: RgbImage, outW: number, outH: number, box?: ResizeBox, out?: Uint8Array): RgbImage {
+  return resizePil(img, outW, outH, 'bilinear', box, out);
+}
+
+/**
+ * `Image.resize((outW, outH), filter, box)` for an RGB image (no `reducing_gap`, as the
+ * Hugging Face processors call it). `box` defaults to the whole image; like Pillow, an
+ * unchanged size with the default box returns a copy. `out` (outW * outH * 3 bytes)
+ * receives the result instead of a new array.
+ */
+export function resizePil(
+  img: RgbImage, outW: number, outH: number, filter: PilFilter, box?: ResizeBox, out?: Uint8Array,
+): RgbImage {
+  const f = FILTERS[filter];
+  if (!f) throw new RangeError(`unsupported PIL filter ${JSON.stringify(filter)}`);
   const { width: inW, height: inH } = img;
   if (!Number.isInteger(outW) || !Number.isInteger(outH) || outW < 1 || outH < 1) {
     throw new RangeError(`resize target must be positive integers, got ${outW}x${outH}`);
@@ -205,11 +264,11 @@ export function resizeBicubic(img: RgbImage, outW: number, outH: number, box?: R
   const needHorizontal = outW !== inW || b[0] !== 0 || b[2] !== outW;
   const needVertical = outH !== inH || b[1] !== 0 || b[3] !== outH;
 
-  const vert = precomputeCoeffs(inH, b[1], b[3], outH);
+  const vert = precomputeCoeffs(inH, b[1], b[3], outH, f);
   // Only the source rows the vertical pass will read go through the horizontal pass.
   const yboxFirst = vert.bounds[0]!;
   const yboxLast = vert.bounds[outH * 2 - 2]! + vert.bounds[outH * 2 - 1]!;
-  const horiz = needHorizontal ? precomputeCoeffs(inW, b[0], b[2], outW) : null;
+  const horiz = needHorizontal ? precomputeCoeffs(inW, b[0], b[2], outW, f) : null;
   if (horiz) for (let i = 0; i < outH; i++) vert.bounds[i * 2] -= yboxFirst;
   const firstRow = horiz ? yboxFirst : 0;
   const rows = horiz ? yboxLast - yboxFirst : inH;

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeImage } from '../../src/multimodal/decode.js';
-import { resizeBicubic, useSimdResampler } from '../../src/multimodal/pilResample.js';
+import { pilFilterOf, resizeBicubic, resizeBilinear, resizePil, useSimdResampler } from '../../src/multimodal/pilResample.js';
+import { ExpectedOutput, assertExact, processorIndex, processorInput } from '../helpers/processorFixtures.js';
 import { byteDiff, pilIndex, readPil } from './fixtures.js';
 
 // Expected bytes are Pillow's Image.resize(..., BICUBIC) output (see index.json "pillow"),
@@ -72,4 +73,60 @@ test('resizeBicubic rejects empty or fractional targets', () => {
   const img = { width: 2, height: 2, data: new Uint8Array(12) };
   assert.throws(() => resizeBicubic(img, 0, 2), RangeError);
   assert.throws(() => resizeBicubic(img, 2.5, 2), RangeError);
+});
+
+interface BilinearCase extends ExpectedOutput {
+  name: string; input: string; inSize: [number, number]; outSize: [number, number]; box: [number, number, number, number] | null;
+}
+const bilinear = processorIndex<{ pillow: string; resize: BilinearCase[] }>('bilinear');
+
+// Expected bytes are Pillow's Image.resize(..., BILINEAR, box) output (Pillow 9.4, see the index).
+for (const simd of [true, false]) {
+  for (const c of bilinear.resize) {
+    test(`resizeBilinear (${simd ? 'SIMD' : 'JS'}) is bit-identical to Pillow: ${c.name}`, async () => {
+      assert.equal(useSimdResampler(simd), simd);
+      try {
+        const img = await processorInput('bilinear', c.input);
+        assert.deepEqual([img.width, img.height], c.inSize);
+        const [w, h] = c.outSize;
+        const out = resizeBilinear(img, w, h, c.box ?? undefined);
+        assert.deepEqual([out.width, out.height], [w, h]);
+        assertExact('bilinear', out.data, c, c.name);
+        assert.deepEqual(resizePil(img, w, h, 'bilinear', c.box ?? undefined).data, out.data);
+      } finally {
+        useSimdResampler(true);
+      }
+    });
+  }
+}
+
+test('resizeBilinear: the SIMD and JS passes give the same bytes; a flat colour stays flat', () => {
+  let seed = 777;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) / (1 << 24);
+  const cases: Array<[number, number, number, number]> = [[1, 1, 9, 4], [9, 4, 1, 1], [2, 2, 3, 3], [640, 480, 37, 29], [100, 100, 896, 896]];
+  for (let r = 0; r < 16; r++) {
+    cases.push([1 + Math.floor(rnd() * 400), 1 + Math.floor(rnd() * 400), 1 + Math.floor(rnd() * 400), 1 + Math.floor(rnd() * 400)]);
+  }
+  for (const [w, h, ow, oh] of cases) {
+    const data = Uint8Array.from({ length: w * h * 3 }, () => (rnd() < 0.3 ? (rnd() < 0.5 ? 0 : 255) : Math.floor(rnd() * 256)));
+    const img = { width: w, height: h, data };
+    useSimdResampler(true);
+    const a = resizeBilinear(img, ow, oh).data;
+    useSimdResampler(false);
+    const b = resizeBilinear(img, ow, oh).data;
+    useSimdResampler(true);
+    const d = byteDiff(a, b);
+    assert.equal(d.count, 0, `${w}x${h} -> ${ow}x${oh}: ${d.count} bytes differ (max ${d.max})`);
+    const flat = resizeBilinear({ width: w, height: h, data: new Uint8Array(w * h * 3).fill(77) }, ow, oh).data;
+    assert.ok(flat.every((v) => v === 77), `${w}x${h} -> ${ow}x${oh} flat`);
+  }
+});
+
+test('pilFilterOf maps PIL resample codes; other filters are refused', () => {
+  assert.equal(pilFilterOf(2), 'bilinear');
+  assert.equal(pilFilterOf(3), 'bicubic');
+  assert.equal(pilFilterOf(1), null);
+  assert.equal(pilFilterOf('2'), null);
+  const img = { width: 2, height: 2, data: new Uint8Array(12) };
+  assert.throws(() => resizePil(img, 3, 3, 'lanczos' as never), RangeError);
 });

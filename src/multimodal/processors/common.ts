@@ -5,9 +5,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelLoadError } from '../../errors.js';
+import type { RgbImage } from '../image.js';
+import { PilFilter, pilFilterOf } from '../pilResample.js';
 
 export const OPENAI_CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
 export const OPENAI_CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+/** transformers' IMAGENET_STANDARD_MEAN / _STD, the defaults of SigLIP-style processors. */
+export const IMAGENET_STANDARD_MEAN: [number, number, number] = [0.5, 0.5, 0.5];
+export const IMAGENET_STANDARD_STD: [number, number, number] = [0.5, 0.5, 0.5];
+export const PIL_BILINEAR = 2;
 export const PIL_BICUBIC = 3;
 
 export function bad(source: string, msg: string): never {
@@ -35,6 +41,32 @@ export function triple(v: unknown, def: [number, number, number], key: string, s
   bad(source, `${key} must be a number or a list of 3 numbers, got ${JSON.stringify(v)}`);
 }
 
+/** A positive finite number (integers included). */
+export function posNumber(v: unknown, def: number, key: string, source: string): number {
+  if (v === undefined || v === null) return def;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) bad(source, `${key} must be a positive number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** The PIL filter of `resample` (PIL.Image.Resampling: 2 bilinear, 3 bicubic are ported), `def` when absent. */
+export function resampleFilter(v: unknown, def: PilFilter, source: string): PilFilter {
+  if (v === undefined || v === null) return def;
+  const f = pilFilterOf(v);
+  if (!f) bad(source, `resample must be 2 (bilinear) or 3 (bicubic), got ${JSON.stringify(v)}`);
+  return f;
+}
+
+/** `{height, width}` of positive integers (`key` names it in messages). */
+export function heightWidth(v: unknown, def: { height: number; width: number }, key: string, source: string): { height: number; width: number } {
+  if (v === undefined || v === null) return { ...def };
+  if (typeof v !== 'object' || Array.isArray(v) || !('height' in v) || !('width' in v)) {
+    bad(source, `${key} must be an object with height and width, got ${JSON.stringify(v)}`);
+  }
+  const o = v as Record<string, unknown>;
+  if (o.height === null || o.width === null) bad(source, `${key} must be an object with height and width, got ${JSON.stringify(v)}`);
+  return { height: posInt(o.height, def.height, `${key}.height`, source), width: posInt(o.width, def.width, `${key}.width`, source) };
+}
+
 /** The JSON of `<modelDir>/preprocessor_config.json`, and the file's path for messages. */
 export function readPreprocessorConfig(modelDir: string): { json: unknown; file: string } {
   const file = join(modelDir, 'preprocessor_config.json');
@@ -60,14 +92,20 @@ export interface PixelScaling {
   doNormalize: boolean;
 }
 
-/** The rescale and normalize keys of preprocessor_config.json, with transformers' defaults (OpenAI CLIP's mean and std). */
-export function parsePixelScaling(j: Record<string, unknown>, source: string): PixelScaling {
+/**
+ * The rescale and normalize keys of preprocessor_config.json, with transformers' defaults: the
+ * processor class's mean and std (OpenAI CLIP's unless given), rescale by 1/255.
+ */
+export function parsePixelScaling(
+  j: Record<string, unknown>, source: string,
+  defaults: { mean: [number, number, number]; std: [number, number, number] } = { mean: OPENAI_CLIP_MEAN, std: OPENAI_CLIP_STD },
+): PixelScaling {
   const rescaleFactor = j.rescale_factor ?? 1 / 255;
   if (typeof rescaleFactor !== 'number' || !Number.isFinite(rescaleFactor)) bad(source, 'rescale_factor must be a number');
-  const imageStd = triple(j.image_std, OPENAI_CLIP_STD, 'image_std', source);
+  const imageStd = triple(j.image_std, defaults.std, 'image_std', source);
   if (imageStd.some((s) => s === 0)) bad(source, 'image_std must not contain 0');
   return {
-    imageMean: triple(j.image_mean, OPENAI_CLIP_MEAN, 'image_mean', source),
+    imageMean: triple(j.image_mean, defaults.mean, 'image_mean', source),
     imageStd,
     doRescale: bool(j.do_rescale, true, 'do_rescale', source),
     rescaleFactor,
@@ -94,3 +132,13 @@ export function channelLuts(cfg: PixelScaling): Float32Array {
   return lut;
 }
 
+
+/** Rows [y0, y0 + h) and columns [x0, x0 + w) of an image, copied (numpy's image[y0:y0+h, x0:x0+w]). */
+export function cropRgb(img: RgbImage, y0: number, x0: number, h: number, w: number): RgbImage {
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    const s = ((y0 + y) * img.width + x0) * 3;
+    data.set(img.data.subarray(s, s + w * 3), y * w * 3);
+  }
+  return { width: w, height: h, data };
+}

@@ -1,5 +1,6 @@
-;; Pillow's fixed-point bicubic passes (ImagingResampleHorizontal_8bpc and
-;; ImagingResampleVertical_8bpc, 3 channels) with WebAssembly SIMD.
+;; Pillow's fixed-point resampling passes (ImagingResampleHorizontal_8bpc and
+;; ImagingResampleVertical_8bpc, 3 channels) with WebAssembly SIMD, for any
+;; filter: the coefficients come precomputed from pilResample.ts.
 ;; Same integer arithmetic as pilResample.ts: each output sums uint8 * int32
 ;; coefficient (exact in i32), starts from 1 << 21, shifts right by 22 and
 ;; clamps to 0..255 (the two saturating narrows do Pillow's clip8).

@@ -19,7 +19,7 @@ const PAGE = 65536;
 const MAX_MEMORY = 160 << 20;
 
 /**
- * The two bicubic passes in WebAssembly SIMD (resample.wat), 3-6x faster than the
+ * The two resampling passes in WebAssembly SIMD (resample.wat), 3-6x faster than the
  * JS loops. The module's memory is reused from call to call (it grows to the
  * largest image seen, up to MAX_MEMORY).
  */

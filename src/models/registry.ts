@@ -8,6 +8,9 @@ import { Json, ModelConfig, readJson } from './config.js';
 import { ModelLoadOptions, VisionLanguageModel } from './model.js';
 import type { ImageProcessor, ImageProcessorOptions } from '../multimodal/processor.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
+import { parseGemma3Config } from './gemma3/config.js';
+import { Gemma3Model } from './gemma3/model.js';
+import { gemma3ImageProcessor } from './gemma3/processor.js';
 import { parseLlavaConfig } from './llava/config.js';
 import { llavaImageProcessor } from './llava/processor.js';
 import { qwen2VLImageProcessor } from './qwen2_vl/processor.js';
@@ -51,8 +54,9 @@ function towerAndDecoder(parseConfig: Family['parseConfig'], imageProcessor: Fam
   };
 }
 
-const qwen2vl = towerAndDecoder(parseQwen2VLConfig, qwen2VLImageProcessor, Qwen2VLModel);
+const qwen2vl = towerAndDecoder(parseQwen2VLConfig, (dir) => qwen2VLImageProcessor(dir), Qwen2VLModel);
 const llava = towerAndDecoder(parseLlavaConfig, (dir, c) => llavaImageProcessor(dir, c.modelType), LlavaModel);
+const gemma3 = towerAndDecoder(parseGemma3Config, gemma3ImageProcessor, Gemma3Model);
 
 /** architectures[0] of config.json -> the family that builds it. */
 const REGISTRY: Record<string, Family> = {
@@ -61,6 +65,7 @@ const REGISTRY: Record<string, Family> = {
   LlavaForConditionalGeneration: llava,
   LlavaNextForConditionalGeneration: llava,
   LlavaOnevisionForConditionalGeneration: llava,
+  Gemma3ForConditionalGeneration: gemma3,
 };
 
 function family(config: ModelConfig): Family {

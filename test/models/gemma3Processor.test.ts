@@ -7,7 +7,7 @@ import { ImageError, ModelLoadError } from '../../src/errors.js';
 import {
   GEMMA3_PAN_AND_SCAN_DEFAULTS, loadGemma3ImageSeqLength, loadGemma3ProcessorConfig, panAndScanCrops,
   parseGemma3ProcessorConfig, preprocessGemma3,
-} from '../../src/models/gemma3/processor.js';
+} from '../../src/models/gemma3/imageProcessing.js';
 import { useSimdResampler } from '../../src/multimodal/pilResample.js';
 import { ExpectedOutput, assertExact, processorIndex, processorInput } from '../helpers/processorFixtures.js';
 

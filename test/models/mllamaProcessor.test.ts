@@ -7,7 +7,7 @@ import { ModelLoadError } from '../../src/errors.js';
 import {
   aspectRatioId, aspectRatioMask, fitToCanvas, loadMllamaProcessorConfig, optimalTiledCanvas, parseMllamaProcessorConfig,
   preprocessMllama, supportedAspectRatios,
-} from '../../src/models/mllama/processor.js';
+} from '../../src/models/mllama/imageProcessing.js';
 import { useSimdResampler } from '../../src/multimodal/pilResample.js';
 import { ExpectedOutput, assertExact, processorIndex, processorInput, sha256 } from '../helpers/processorFixtures.js';
 

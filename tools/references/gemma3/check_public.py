@@ -18,7 +18,7 @@ root = os.environ.get("PUBLIC") or os.path.join(g3lib.GOLDEN, "gemma3")
 cc = json.load(open(os.path.join(root, "chat_cases.json")))
 model, proc = g3lib.load(os.path.join(root, cc["model_dir"]))
 stop = cc["generation"]["stop_token_ids"]
-results = {"versions": g3lib.versions(), "public_dir": root}
+results = {"versions": g3lib.versions(), "public_dir": os.path.relpath(root, g3lib.REPO) if root.startswith(g3lib.REPO) else root}
 ok_all = True
 for case in cc["cases"]:
     cdir = os.path.join(root, case["dir"])

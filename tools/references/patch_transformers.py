@@ -17,6 +17,9 @@ None of them touches a computation:
   5. integrations/fsdp.py `is_fsdp_managed_module` (asked by `generate`): torch 1.13's
      torch.distributed.fsdp fails to import on Python 3.11 (a dataclass with a mutable default);
      an ImportError there now means "not FSDP-managed" (nothing here is FSDP).
+  6. cache_utils.py calls `torch._dynamo.mark_static_address` (torch >= 2.1) when it builds a StaticCache /
+     HybridCache (Gemma 3's generate uses HybridCache); that call only tags the zero-filled cache tensors for
+     torch.compile / CUDA graphs, so on torch 1.13 it becomes a no-op.
 """
 import sys, os
 
@@ -52,3 +55,8 @@ patch("modeling_utils.py", "model_to_load.load_state_dict(state_dict, strict=Fal
 patch("integrations/fsdp.py", "    import torch.distributed.fsdp\n\n    return isinstance(",
       "    try:\n        import torch.distributed.fsdp\n    except (ImportError, ValueError):  # torch 1.13 on Python 3.11\n"
       "        return getattr(module, \"_is_fsdp_managed_module\", False)\n\n    return isinstance(")
+patch("cache_utils.py", "torch._dynamo.mark_static_address(", "_mark_static_address(", count=8)
+patch("cache_utils.py", "\nlogger = logging.get_logger(__name__)\n",
+      "\nlogger = logging.get_logger(__name__)\n\n"
+      "# torch < 2.1 has no torch._dynamo.mark_static_address (a torch.compile / CUDA-graph tag only)\n"
+      "_mark_static_address = getattr(getattr(torch, \"_dynamo\", None), \"mark_static_address\", lambda t: None)\n")

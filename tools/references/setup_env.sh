@@ -6,6 +6,7 @@
 # Needs Debian packages:
 #   apt-get install python3-torch python3-numpy python3-pil python3-regex python3-tqdm \
 #     python3-filelock python3-packaging python3-jinja2 python3-yaml python3-requests python3-fsspec
+#   (+ python3-sentencepiece for Gemma 3's slow GemmaTokenizer, tools/references/gemma3)
 # and the two repositories mirrored with the search tool's `fetch` (TRANSFORMERS_GIT, HFHUB_GIT).
 set -e
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -22,6 +22,10 @@ for (const [family, set] of [
   ['llava_next_llama3', 'golden-extra'],
   ['llava_onevision', 'golden'],
   ['llava_onevision', 'golden-extra'],
+  ['gemma3', 'golden'],
+  ['gemma3', 'golden-extra'],
+  ['gemma3_sliding', 'golden-extra'],
+  ['gemma3_bf16', 'golden-extra'],
 ]) {
   // The OneVision references' own float32 noise: two runs of the reference code agree on their
   // logits only within 2.1e-4 (logits up to 37, activations ~100 in the first decoder layer;
@@ -32,11 +36,20 @@ for (const [family, set] of [
     const cases = goldenChatCases(family!, set);
     // Cases of a checkpoint of their own keep it beside them (e.g. a BF16 sharded one).
     const own = fixturePath(`${set}/${family}/model`);
-    const engine = await Engine.load({ modelPath: existsSync(own) ? own : fixturePath(`golden/${family}/model`) });
+    const modelPath = existsSync(own) ? own : fixturePath(`golden/${family}/model`);
+    // Cases made with processor settings of their own (Gemma 3's pan-and-scan) run on an engine loaded with them.
+    const engines = new Map<boolean, Engine>();
+    const engineFor = async (panAndScan: boolean) => {
+      if (!engines.has(panAndScan)) engines.set(panAndScan, await Engine.load({ modelPath, panAndScan }));
+      return engines.get(panAndScan)!;
+    };
     try {
       for (const c of cases.cases) {
+        const engine = await engineFor(Boolean(c.images_kwargs?.do_pan_and_scan));
         const exp = c.expected ?? { prompt_tokens: c.prompt_tokens, completion_token_ids: c.completion_ids, top_logprobs: c.top5 };
-        const r = await engine.generate({ messages: c.messages, sampling: { temperature: 0, maxNewTokens: 12, topLogprobs: 5 } });
+        const maxNewTokens = c.request_params?.max_tokens ?? 12;
+        const chatTemplateKwargs = c.request_params?.chat_template_kwargs;
+        const r = await engine.generate({ messages: c.messages, chatTemplateKwargs, sampling: { temperature: 0, maxNewTokens, topLogprobs: 5 } });
         assert.equal(r.prompt, c.rendered_prompt);
         assert.equal(r.usage.promptTokens, exp.prompt_tokens);
         assert.deepEqual(r.tokenIds, exp.completion_token_ids);
@@ -51,7 +64,7 @@ for (const [family, set] of [
         // Streaming gives the same text and tokens.
         let text = '';
         const ids: number[] = [];
-        for await (const ch of engine.generateStream({ messages: c.messages, sampling: { temperature: 0, maxNewTokens: 12 } })) {
+        for await (const ch of engine.generateStream({ messages: c.messages, chatTemplateKwargs, sampling: { temperature: 0, maxNewTokens } })) {
           text += ch.text;
           ids.push(...ch.tokenIds);
         }
@@ -59,7 +72,7 @@ for (const [family, set] of [
         assert.deepEqual(ids, r.tokenIds);
       }
     } finally {
-      await engine.shutdown();
+      for (const e of engines.values()) await e.shutdown();
     }
   });
 }
@@ -70,6 +83,7 @@ const ONE_IMAGE_CASES = [
   ['llava', 'golden'],
   ['llava_next_mistral', 'golden-extra'],
   ['llava_onevision', 'golden'],
+  ['gemma3', 'golden'],
 ] as const;
 const modelOf = (family: string, set: string) => fixturePath(`${set}/${family}/model`);
 

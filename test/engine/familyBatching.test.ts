@@ -6,8 +6,9 @@ import { fixturePath } from '../helpers/paths.js';
 
 /**
  * What the engine does for every family, on the LLaVA ones (anyres images of different token
- * counts): batching gives each request the tokens it gets alone, and the prefix cache reuses a
- * repeated image's KV while different images never share it.
+ * counts) and Gemma 3 (image tokens attending both ways, across images, never split between
+ * passes; sliding-window layers): batching gives each request the tokens it gets alone, and the
+ * prefix cache reuses a repeated image's KV while different images never share it.
  */
 const png = (rel: string) => `data:image/png;base64,${readFileSync(fixturePath(rel)).toString('base64')}`;
 
@@ -21,15 +22,19 @@ function ask(text: string, images: string[], maxNewTokens: number): GenerateInpu
 for (const [family, model, a, b, c] of [
   ['llava_next_mistral', 'golden-extra/llava_next_mistral/model', 'golden-extra/llava_next_mistral/cases/unpad_wide/image0.png', 'golden-extra/llava_next_mistral/cases/two_images/image1.png', 'golden-extra/llava_next_mistral/cases/one_image/image0.png'],
   ['llava_onevision', 'golden/llava_onevision/model', 'golden-extra/llava_onevision/cases/anyres_max_downscale/image0.png', 'golden-extra/llava_onevision/cases/very_tall/image0.png', 'golden-extra/llava_onevision/cases/very_wide/image0.png'],
+  ['gemma3_sliding', 'golden-extra/gemma3_sliding/model', 'golden-extra/gemma3/cases/two_images/image0.png', 'golden-extra/gemma3/cases/two_images/image1.png', 'golden-extra/gemma3/cases/multi_turn/image0.png'],
 ] as const) {
   test(`${family}: concurrent requests get the tokens they get alone; a repeated image hits the prefix cache, another image does not`, async () => {
     const A = png(a);
     const B = png(b);
+    const C = png(c);
     const workload = [ask('What is this?', [A], 10), ask('Describe.', [B], 8), ask('Hello!', [], 12), ask('Compare.', [B, A], 6)];
+    // Asked after [B, A]: B's KV may be reused only where it does not depend on the second image.
+    const swapped = ask('Compare.', [B, C], 6);
     const solo = await Engine.load({ modelPath: fixturePath(model), disableRadixCache: true });
     const reference: number[][] = [];
     try {
-      for (const w of workload) reference.push((await solo.generate(w)).tokenIds);
+      for (const w of [...workload, swapped]) reference.push((await solo.generate(w)).tokenIds);
     } finally {
       await solo.shutdown();
     }
@@ -41,8 +46,13 @@ for (const [family, model, a, b, c] of [
       assert.deepEqual(again.tokenIds, reference[0]);
       assert.ok((again.usage.cachedTokens ?? 0) > 30, `cached ${again.usage.cachedTokens} of ${again.usage.promptTokens}`);
       // An image not seen before, in the same prompt: only the text before the image can be reused.
-      const other = await engine.generate(ask('What is this?', [png(c)], 10));
+      const other = await engine.generate(ask('What is this?', [C], 10));
       assert.ok((other.usage.cachedTokens ?? 0) < 16, `a new image shares no image KV (cached ${other.usage.cachedTokens} of ${other.usage.promptTokens})`);
+      const r = await engine.generate(swapped);
+      assert.deepEqual(r.tokenIds, reference[workload.length], 'the first image of [B, C] after [B, A]');
+      // Gemma 3's image tokens see every image of the prompt: nothing of B may come from [B, A].
+      if (family.startsWith('gemma3')) assert.ok((r.usage.cachedTokens ?? 0) < 16, `cached ${r.usage.cachedTokens}`);
+      else assert.ok((r.usage.cachedTokens ?? 0) > 16, `B's KV is reused (cached ${r.usage.cachedTokens})`);
     } finally {
       await engine.shutdown();
     }

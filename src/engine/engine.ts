@@ -310,7 +310,7 @@ export class Engine {
       throw new InvalidRequestError('give messages, prompt or inputIds', 'messages');
     }
     if (ids.length === 0) throw new InvalidRequestError('the prompt is empty', input.inputField ?? (input.messages ? 'messages' : input.prompt !== undefined ? 'prompt' : 'input_ids'));
-    const vocab = this.config.text.vocabSize;
+    const vocab = this.config.text.embedRows ?? this.config.text.vocabSize;
     const bad = ids.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
     if (bad !== undefined) {
       const field = input.inputField ?? (input.inputIds ? 'input_ids' : 'prompt');

@@ -2,12 +2,11 @@ import { IrisError } from '../errors.js';
 
 /**
  * What one decoder layer keeps per token, as its family describes it. `full`: K and V of
- * every past token, `width` floats each (kv heads * head dim). Other kinds (a sliding
- * window, cross-attention states, a compressed latent) are added with the families that
- * need them.
+ * every past token, `width` floats each (kv heads * head dim). `cross`: nothing per token;
+ * the layer attends to its sequence's image states, which live with the sequence (width 0).
  */
 export interface KvLayerSpec {
-  kind: 'full';
+  kind: 'full' | 'cross';
   width: number;
 }
 

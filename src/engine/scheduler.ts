@@ -103,7 +103,8 @@ export class Scheduler {
       throw new IrisError(`the engine queue is full (${this.waiting.length} waiting); retry shortly`, { status: 503, type: 'ServiceUnavailableError' });
     }
     const sampler = new SamplerState(msg.sampling, msg.ids, msg.sampling.ignoreEos ? [] : this.eosIds);
-    this.waiting.push(new Sequence(msg.id, msg.ids, msg.images, sampler, this.model.promptGroups?.(msg.ids, msg.images) ?? null));
+    const m = this.model;
+    this.waiting.push(new Sequence(msg.id, msg.ids, msg.images, sampler, m.promptGroups?.(msg.ids, msg.images) ?? null, m.keepsImageStates ? m.promptImageVisibility!(msg.ids, msg.images) : null));
   }
 
   /** Marks a request aborted; returns it if it was still waiting (removed at once). */
@@ -274,7 +275,7 @@ export class Scheduler {
     const todo: Array<{ seq: Sequence; k: number; key: string }> = [];
     for (const seq of seqs) {
       seq.images.forEach((img, k) => {
-        if (img.start + img.numTokens <= seq.cachedLen || seq.embeds[k]) return;
+        if (seq.embeds[k] || (!this.model.keepsImageStates && img.start + img.numTokens <= seq.cachedLen)) return;
         const key = `${img.hash}|${img.grid.join('x')}`;
         const hit = this.vision.get(key);
         if (hit) seq.embeds[k] = hit;
@@ -329,7 +330,16 @@ export class Scheduler {
       }
     }
     const groups = seq.groups && from < seq.promptIds.length ? Int32Array.from({ length: n }, (_, j) => seq.groups![from + j] ?? 0) : undefined;
-    return { ids, positions, embedRows: rows, groups, pages: seq.pages, pastLen: from };
+    const fs: ForwardSeq = { ids, positions, embedRows: rows, groups, pages: seq.pages, pastLen: from };
+    if (this.model.keepsImageStates) {
+      fs.imageStates = seq.images.map((img, k) => {
+        const state = seq.embeds[k];
+        if (!state) throw new IrisError(`image ${k + 1} of request ${seq.id} has no encoding`);
+        return { state, grid: img.grid };
+      });
+      fs.imageVisibility = Int32Array.from({ length: n }, (_, j) => seq.visibleImages(from + j));
+    }
+    return fs;
   }
 
   private static concat(parts: Float32Array[]): Float32Array {
@@ -376,7 +386,7 @@ export class Scheduler {
     items.forEach(([seq, n], k) => {
       seq.cachedLen += n;
       if (seq.pendingTokens === 0) {
-        seq.embeds = seq.embeds.map(() => null);
+        if (!this.model.keepsImageStates) seq.embeds = seq.embeds.map(() => null);
         this.accept(seq, logits.subarray(k * V, (k + 1) * V), events);
       }
     });

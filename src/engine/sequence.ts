@@ -49,9 +49,17 @@ export class Sequence {
     readonly images: ImageForEngine[],
     readonly sampler: SamplerState,
     readonly groups: Int32Array | null = null,
+    /** Per prompt token, the images it sees through cross-attention (bitmask), for families that keep image states. */
+    readonly visibility: Int32Array | null = null,
   ) {
     this.arrival = Sequence.counter++;
     this.keys = Array.from(promptIds);
+    // Tokens before an image may see it through cross-attention: a prompt's every key then
+    // stands for its tokens together with all its images.
+    if (visibility && images.length > 0) {
+      const all = images.map((m) => m.hash).join('+');
+      for (let i = 0; i < images[0]!.start; i++) this.keys[i] = imageKey(`${all}|${promptIds[i]}`, [i]);
+    }
     groups?.forEach((g, i) => {
       if (g === 0) return;
       const span = this.groupSpans.get(g);
@@ -98,6 +106,12 @@ export class Sequence {
   /** Tokens still to feed before the next token can be sampled. */
   get pendingTokens(): number {
     return this.totalLen - this.cachedLen;
+  }
+
+  /** The images token i sees through cross-attention (generated tokens: as the last prompt token). */
+  visibleImages(i: number): number {
+    const v = this.visibility!;
+    return v[Math.min(i, v.length - 1)]!;
   }
 
   /** Position of token i on axis a. */

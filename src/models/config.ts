@@ -28,6 +28,10 @@ export interface TextConfig {
   hiddenAct?: 'silu' | 'gelu_pytorch_tanh';
   /** Attention scale (default 1 / sqrt(headDim)). */
   attnScale?: number;
+  /** Rows of the embedding table when it has more than the output (Mllama's extra image and padding rows). */
+  embedRows?: number;
+  /** Layers that attend to the images' states instead of the past (Llama 3.2 Vision's gated cross-attention). */
+  crossAttentionLayers?: number[];
 }
 
 /** config.json's rope_scaling for 1-D RoPE: linear position interpolation, or Llama 3.1's frequency bands. */

@@ -20,6 +20,11 @@ export const TEXT_INPUTS = {
   kCache: (i: number) => `k_cache_${i}`,
   vCache: (i: number) => `v_cache_${i}`,
   kNew: (i: number) => `k_new_${i}`,
+  crossK: (i: number) => `cross_k_${i}`,
+  crossV: (i: number) => `cross_v_${i}`,
+  crossMask: 'cross_mask',
+  crossAttnRows: 'cross_attn_rows',
+  crossMlpRows: 'cross_mlp_rows',
   vNew: (i: number) => `v_new_${i}`,
   logits: 'logits',
 } as const;
@@ -69,15 +74,30 @@ export function buildDecoderGraph(store: WeightStore, cfg: TextConfig, names: De
 
   // Token embeddings (Gemma: times sqrt(hidden) in float32), with image embeddings substituted at their positions.
   const embedName = `${prefix}.embed_tokens.weight`;
-  let tokenEmb = g.reshape(w.embedding(embedName, [cfg.vocabSize, Hd], ids), [-1, Hd]);
+  let tokenEmb = g.reshape(w.embedding(embedName, [cfg.embedRows ?? cfg.vocabSize, Hd], ids), [-1, Hd]);
   if (gemma) tokenEmb = g.mul(tokenEmb, g.scalarFloat(Math.fround(Math.sqrt(Hd))));
   const merged = g.gather(g.concat([tokenEmb, extra], 0), select, 0);
   let x = g.reshapeDyn(merged, g.concat([g.shape(ids), g.constInt64([Hd])], 0));
   // Token b*S+s reads row b*S+s of the cos/sin tables.
   const tokenIndex = g.reshapeDyn(g.op('Range', [g.constInt64([0], []), g.op('Size', [ids]), g.constInt64([1], [])]), g.shape(ids));
 
+  const crossLayers = new Set(cfg.crossAttentionLayers ?? []);
+  const cross = crossLayers.size
+    ? {
+        mask: g.input(I.crossMask, DataType.FLOAT, ['batch', 1, 1, 'new', 'cross']),
+        attnRows: g.input(I.crossAttnRows, DataType.FLOAT, ['batch', 'new', 1]),
+        mlpRows: g.input(I.crossMlpRows, DataType.FLOAT, ['batch', 'new', 1]),
+      }
+    : null;
+
   for (let i = 0; i < cfg.numLayers; i++) {
     const p = `${prefix}.layers.${i}`;
+    if (cross && crossLayers.has(i)) {
+      const k = g.input(I.crossK(i), DataType.FLOAT, ['batch', 'cross', KV * D]);
+      const v = g.input(I.crossV(i), DataType.FLOAT, ['batch', 'cross', KV * D]);
+      x = g.withScope(`layer${i}`, () => crossAttentionLayer(ctx, x, p, cfg, { k, v, ...cross }));
+      continue;
+    }
     const sliding = (cfg.layerWindows?.[i] ?? null) !== null;
     const kCache = g.input(I.kCache(i), DataType.FLOAT, ['pool_pages', pageSize, KV * D]);
     const vCache = g.input(I.vCache(i), DataType.FLOAT, ['pool_pages', pageSize, KV * D]);
@@ -115,4 +135,34 @@ export function buildDecoderGraph(store: WeightStore, cfg: TextConfig, names: De
   const headName = cfg.tieWordEmbeddings ? embedName : names.lmHead;
   g.output(w.matmul(normed, [headName], [cfg.vocabSize], Hd, 'head'), I.logits, DataType.FLOAT, ['batch', cfg.vocabSize]);
   return { g, w };
+}
+
+/**
+ * Llama 3.2 Vision's gated cross-attention layer: the tokens' queries (RMSNorm per head, no
+ * rotary) attend to the images' K/V (computed once per image by the vision graph) under
+ * `mask`; the attention and MLP branches are scaled by tanh of their gates. `attnRows` zeroes
+ * both branches of a sequence without images (the reference skips the layer), `mlpRows` the MLP
+ * branch of a token that sees no image.
+ */
+function crossAttentionLayer(
+  ctx: LayerCtx,
+  x: string,
+  p: string,
+  cfg: TextConfig,
+  c: { k: string; v: string; mask: string; attnRows: string; mlpRows: string },
+): string {
+  const { g, w } = ctx;
+  const { hiddenSize: Hd, numHeads: H, numKvHeads: KV, headDim: D } = cfg;
+  const a = `${p}.cross_attn`;
+  const h = rmsNorm(ctx, x, `${p}.input_layernorm.weight`, Hd, cfg.rmsNormEps);
+  const q = g.reshape(rmsNorm(ctx, g.reshape(linear(ctx, h, `${a}.q_proj`, Hd, H * D, false), [0, 0, H, D]), `${a}.q_norm.weight`, D, cfg.rmsNormEps), [0, 0, H * D]);
+  // [B, S, g * KV * D] -> [B, KV, g, S, D]; K/V [B, N, KV * D] -> [B, KV, 1, N, D].
+  const grouped = (y: string, groups: number) => g.transpose(g.reshape(y, [0, 0, KV, groups, D]), [0, 2, 3, 1, 4]);
+  const scores = g.mul(g.matmul(grouped(q, H / KV), g.transpose(grouped(c.k, 1), [0, 1, 2, 4, 3])), g.scalarFloat(1 / Math.sqrt(D)));
+  const attn = g.matmul(g.softmax(g.add(scores, c.mask), -1), grouped(c.v, 1));
+  const o = linear(ctx, g.reshape(g.transpose(attn, [0, 3, 1, 2, 4]), [0, 0, H * D]), `${a}.o_proj`, H * D, Hd, false);
+  const gate = (name: string) => g.mul(g.op('Tanh', [w.weight(name, [1])]), c.attnRows);
+  const x1 = g.add(x, g.mul(o, gate(`${p}.cross_attn_attn_gate`)));
+  const m = gatedMlp(ctx, rmsNorm(ctx, x1, `${p}.post_attention_layernorm.weight`, Hd, cfg.rmsNormEps), `${p}.mlp`, Hd, cfg.intermediateSize, 'silu', false);
+  return g.add(x1, g.mul(g.mul(m, c.mlpRows), gate(`${p}.cross_attn_mlp_gate`)));
 }

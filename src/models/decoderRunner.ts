@@ -6,6 +6,15 @@ import { TEXT_INPUTS } from './decoder.js';
 import { ForwardSeq } from './model.js';
 import { localInvFreq, ropeAxes, textInvFreq, writeRopeRows } from './rope.js';
 
+/** Where each sequence's new tokens sit in the batch. */
+export interface CrossRows {
+  B: number;
+  S: number;
+  rowOf: number[];
+  lens: number[];
+  packed: boolean;
+}
+
 /**
  * Runs a decoder graph (decoder.ts) over sequences' new tokens: lays out the batch, writes
  * the rotary rows from each token's positions, feeds the KV pages, writes the new K/V back
@@ -20,10 +29,15 @@ export class DecoderRunner {
   /** The sliding window of the windowed layers (one size per model), or null. */
   private readonly window: number | null;
 
+  /**
+   * `crossFeeds`: the inputs of a family's cross-attention layers for these sequences, laid
+   * out in the batch's rows (B rows of S tokens; sequence k's first token at row rowOf[k]).
+   */
   constructor(
     private readonly session: GraphSession,
     private readonly cfg: TextConfig,
     readonly pageSize: number,
+    private readonly crossFeeds?: (seqs: ForwardSeq[], rows: CrossRows) => Parameters<GraphSession['run']>[0],
   ) {
     this.invFreq = textInvFreq(cfg);
     this.localFreq = cfg.localRopeTheta === undefined ? null : localInvFreq(cfg);
@@ -65,11 +79,14 @@ export class DecoderRunner {
       feeds[I.sinLocal] = { data: local.sin, dims: [B * S, D / 2] };
     }
     pool.layers.forEach((l, i) => {
+      if (l.kind !== 'full') return;
       feeds[I.kCache(i)] = { data: pool.k[i]!, dims: [pool.numPages, pool.pageSize, l.width] };
       feeds[I.vCache(i)] = { data: pool.v[i]!, dims: [pool.numPages, pool.pageSize, l.width] };
     });
+    if (this.crossFeeds) Object.assign(feeds, this.crossFeeds(seqs, { B, S, rowOf, lens, packed: B === 1 && seqs.length > 1 }));
     const out = await this.session.run(feeds);
     for (let l = 0; l < pool.numLayers; l++) {
+      if (pool.layers[l]!.kind !== 'full') continue;
       const kNew = out[I.kNew(l)]!.data;
       const vNew = out[I.vNew(l)]!.data;
       seqs.forEach((seq, k) => pool.write(l, kNew, vNew, rowOf[k]!, lens[k]!, seq.pages, seq.pastLen));

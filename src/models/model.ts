@@ -22,6 +22,10 @@ export interface ForwardSeq {
   embedRows?: Int32Array;
   /** Per new token, its attention group (0: none): tokens of one group see each other both ways (Gemma 3's image tokens). */
   groups?: Int32Array;
+  /** Families whose layers attend to image states: the sequence's images, in prompt order... */
+  imageStates?: Array<{ state: Float32Array; grid: number[] }>;
+  /** ...and per new token, the bitmask of those images it sees (0: none). */
+  imageVisibility?: Int32Array;
   /** Pages holding the past and room for the new tokens. */
   pages: number[];
   pastLen: number;
@@ -42,6 +46,14 @@ export interface VisionLanguageModel {
    * image tokens see each other both ways; a group is always computed in one pass. Absent: none.
    */
   promptGroups?(ids: ArrayLike<number>, images: Array<{ start: number; numTokens: number }>): Int32Array | null;
+  /**
+   * Families whose layers attend to the images' encodings at every step (cross-attention)
+   * rather than reading them once as prompt embeddings: the engine keeps each image's encoding
+   * with the sequence while it runs, and every prompt token's KV may depend on every image.
+   */
+  readonly keepsImageStates?: boolean;
+  /** With keepsImageStates: per prompt token, the bitmask of images it sees; generated tokens see what the last prompt token sees. */
+  promptImageVisibility?(ids: ArrayLike<number>, images: Array<{ start: number }>): Int32Array;
   /** Runs the decoder; writes new K/V into the pool; returns last-token logits [B, vocab]. */
   forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts?: { packed?: boolean }): Promise<Float32Array>;
   release(): Promise<void>;

@@ -12,6 +12,9 @@ import { parseGemma3Config } from './gemma3/config.js';
 import { Gemma3Model } from './gemma3/model.js';
 import { gemma3ImageProcessor } from './gemma3/processor.js';
 import { parseLlavaConfig } from './llava/config.js';
+import { parseMllamaConfig } from './mllama/config.js';
+import { MllamaModel } from './mllama/model.js';
+import { mllamaImageProcessor } from './mllama/processor.js';
 import { llavaImageProcessor } from './llava/processor.js';
 import { qwen2VLImageProcessor } from './qwen2_vl/processor.js';
 import { LlavaModel } from './llava/model.js';
@@ -31,8 +34,9 @@ interface Family {
   residentBytes(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): number;
 }
 
-/** Every decoder layer keeps full K and V of kv heads * head dim. */
-const fullKv = (c: ModelConfig): KvLayerSpec[] => Array.from({ length: c.text.numLayers }, () => ({ kind: 'full', width: c.text.numKvHeads * c.text.headDim }));
+/** Every decoder layer keeps full K and V of kv heads * head dim; cross-attention layers keep nothing per token. */
+const fullKv = (c: ModelConfig): KvLayerSpec[] =>
+  Array.from({ length: c.text.numLayers }, (_, i) => (c.text.crossAttentionLayers?.includes(i) ? { kind: 'cross', width: 0 } : { kind: 'full', width: c.text.numKvHeads * c.text.headDim }));
 
 /** A family's model class: its graphs (built without reading weights) and its loader. */
 interface ModelClass {
@@ -57,6 +61,7 @@ function towerAndDecoder(parseConfig: Family['parseConfig'], imageProcessor: Fam
 const qwen2vl = towerAndDecoder(parseQwen2VLConfig, (dir) => qwen2VLImageProcessor(dir), Qwen2VLModel);
 const llava = towerAndDecoder(parseLlavaConfig, (dir, c) => llavaImageProcessor(dir, c.modelType), LlavaModel);
 const gemma3 = towerAndDecoder(parseGemma3Config, gemma3ImageProcessor, Gemma3Model);
+const mllama = towerAndDecoder(parseMllamaConfig, mllamaImageProcessor, MllamaModel);
 
 /** architectures[0] of config.json -> the family that builds it. */
 const REGISTRY: Record<string, Family> = {
@@ -66,6 +71,7 @@ const REGISTRY: Record<string, Family> = {
   LlavaNextForConditionalGeneration: llava,
   LlavaOnevisionForConditionalGeneration: llava,
   Gemma3ForConditionalGeneration: gemma3,
+  MllamaForConditionalGeneration: mllama,
 };
 
 function family(config: ModelConfig): Family {

@@ -49,10 +49,16 @@ export interface ImageRef {
  */
 export type ContentFormat = 'string' | 'openai';
 
+/** Which messages' string content a template is given as a list of one text part. */
+export type WrapStrings = 'none' | 'nonSystem' | 'all';
+
 export interface PrepareOptions {
   format: ContentFormat;
-  /** 'openai' format only: also turn string content into [{type:'text'}] (templates that loop without checking). */
-  wrapStringContent?: boolean;
+  /**
+   * 'openai' format only: also turn string content into [{type:'text'}] (templates that loop over
+   * content without checking): for every message but system ones, or for all.
+   */
+  wrapStringContent?: WrapStrings;
   /** 'string' format only: text standing for one image, put before the message text as vLLM does. */
   imagePlaceholder?: string;
 }
@@ -123,7 +129,8 @@ export function prepareMessages(messages: readonly ChatMessage[], opts: PrepareO
       return msg;
     }
     if (typeof content === 'string') {
-      msg.content = opts.format === 'openai' && opts.wrapStringContent ? [{ type: 'text', text: content }] : content;
+      const wrap = opts.wrapStringContent === 'all' || (opts.wrapStringContent === 'nonSystem' && m.role !== 'system');
+      msg.content = opts.format === 'openai' && wrap ? [{ type: 'text', text: content }] : content;
       return msg;
     }
     if (!Array.isArray(content)) bad(`${where}.content must be a string or an array of parts`, `${where}.content`);

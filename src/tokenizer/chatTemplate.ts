@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { InvalidRequestError, ModelLoadError } from '../errors.js';
 import { BUILTIN_CHAT_TEMPLATES } from './templates/index.js';
-import { prepareMessages, type ChatMessage, type ContentFormat, type ImageRef } from './chatMessages.js';
+import { prepareMessages, type ChatMessage, type ContentFormat, type ImageRef, type WrapStrings } from './chatMessages.js';
 import { detectContentFormat } from './contentFormat.js';
 import { specialTokensMap, type TokenizerConfigJson } from './tokenizer.js';
 
@@ -145,7 +145,7 @@ interface Compiled {
   template: Template;
   format: ContentFormat;
   /** Learned on first failure: this template loops over content even when it is a string. */
-  wrapStrings: boolean;
+  wrapStrings: WrapStrings;
 }
 
 const RESERVED = new Set(['messages', 'tools', 'documents', 'add_generation_prompt']);
@@ -175,7 +175,7 @@ export class ChatTemplate {
         throw new ModelLoadError(`${found.path ?? 'chat template'}: template "${name}" does not parse: ${(e as Error).message}`);
       }
       const format = !opts.contentFormat || opts.contentFormat === 'auto' ? detectContentFormat(template.parsed) : opts.contentFormat;
-      this.compiled.set(name, { template, format, wrapStrings: false });
+      this.compiled.set(name, { template, format, wrapStrings: 'none' });
     }
   }
 
@@ -223,26 +223,29 @@ export class ChatTemplate {
     vars.documents = opts.documents ?? null;
     vars.add_generation_prompt = addGen;
 
-    const run = (wrap: boolean) => {
+    const run = (wrap: WrapStrings) => {
       const prep = prepareMessages(messages, { format: c.format, wrapStringContent: wrap, imagePlaceholder: this.imagePlaceholder });
       return { prep, prompt: c.template.render({ ...vars, messages: prep.messages }) };
     };
-    let result: ReturnType<typeof run>;
-    try {
-      result = run(c.wrapStrings);
-    } catch (first) {
-      if (first instanceof InvalidRequestError) throw first;
-      // @huggingface/jinja throws where Python would iterate a string's characters (templates that
-      // loop over content without checking `is string`): retry with string content as a text part.
-      const canRetry = c.format === 'openai' && !c.wrapStrings && messages.some((m) => typeof m?.content === 'string');
-      if (!canRetry) throw templateError(first);
+    // @huggingface/jinja throws where Python would iterate a string's characters (templates that
+    // loop over content without checking `is string`): retry with string content as a text part,
+    // first keeping system messages strings (templates that `trim` them), then for all. The mode
+    // that worked is tried first next time.
+    const modes: WrapStrings[] = c.format === 'openai' && messages.some((m) => typeof m?.content === 'string') ? ['none', 'nonSystem', 'all'] : ['none'];
+    const order = [c.wrapStrings, ...modes.filter((m) => m !== c.wrapStrings)].filter((m) => modes.includes(m));
+    let result: ReturnType<typeof run> | null = null;
+    let first: unknown = null;
+    for (const mode of order) {
       try {
-        result = run(true);
-      } catch {
-        throw templateError(first);
+        result = run(mode);
+        c.wrapStrings = mode;
+        break;
+      } catch (e) {
+        if (e instanceof InvalidRequestError) throw e;
+        first ??= e;
       }
-      c.wrapStrings = true;
     }
+    if (!result) throw templateError(first);
     let prompt = result.prompt;
     if (opts.continueFinalMessage) prompt = cutAfterFinalMessage(prompt, messages[messages.length - 1]);
     return { prompt, images: result.prep.images, contentFormat: c.format, templateName: name };

@@ -44,20 +44,25 @@ export function expandImagePlaceholders(
 
 /**
  * Where each image's embedding rows go: the image tokens of the prompt, taken in order,
- * `rows[i]` of them for image i. An image whose tokens are interrupted (slices, separators)
+ * `rows[i]` of them for image i (0: the image is its single token, with no row). An image whose tokens are interrupted (slices, separators)
  * gets a `rowAt` map over its range.
  */
 export function locateImages(ids: readonly number[], imageTokenId: number, rows: readonly number[]): ImageRange[] {
-  if (rows.some((n) => !Number.isInteger(n) || n < 1)) throw new RangeError(`rows per image must be positive integers, got ${rows.join(', ')}`);
+  if (rows.some((n) => !Number.isInteger(n) || n < 0)) throw new RangeError(`rows per image must be integers >= 0, got ${rows.join(', ')}`);
   const positions: number[] = [];
   for (let i = 0; i < ids.length; i++) if (ids[i] === imageTokenId) positions.push(i);
-  const want = rows.reduce((a, b) => a + b, 0);
+  // An image of no rows (its layers read it by cross-attention) is its one image token, which keeps its own embedding.
+  const want = rows.reduce((a, b) => a + Math.max(b, 1), 0);
   if (positions.length !== want) {
     throw new InvalidRequestError(`the prompt has ${positions.length} image token(s) but its ${rows.length} image(s) need ${want}`, 'messages');
   }
   const ranges: ImageRange[] = [];
   let p = 0;
   for (const n of rows) {
+    if (n === 0) {
+      ranges.push({ start: positions[p++]!, length: 1, rowAt: Int32Array.of(-1) });
+      continue;
+    }
     const mine = positions.slice(p, p + n);
     p += n;
     const start = mine[0]!;

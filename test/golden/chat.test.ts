@@ -26,6 +26,9 @@ for (const [family, set] of [
   ['gemma3', 'golden-extra'],
   ['gemma3_sliding', 'golden-extra'],
   ['gemma3_bf16', 'golden-extra'],
+  ['mllama', 'golden'],
+  ['mllama', 'golden-extra'],
+  ['mllama_bf16', 'golden-extra'],
 ]) {
   // The OneVision references' own float32 noise: two runs of the reference code agree on their
   // logits only within 2.1e-4 (logits up to 37, activations ~100 in the first decoder layer;
@@ -84,6 +87,7 @@ const ONE_IMAGE_CASES = [
   ['llava_next_mistral', 'golden-extra'],
   ['llava_onevision', 'golden'],
   ['gemma3', 'golden'],
+  ['mllama', 'golden'],
 ] as const;
 const modelOf = (family: string, set: string) => fixturePath(`${set}/${family}/model`);
 

@@ -28,6 +28,14 @@ test('a placeholder can become a layout of markers, separators and image tokens'
   assert.deepEqual(ranges[1], { start: 9, length: 1 });
 });
 
+test('an image of no embedding rows is its one token, which keeps its embedding', () => {
+  assert.deepEqual(locateImages([1, P, 2, P, P, 3], P, [0, 0, 0]), [
+    { start: 1, length: 1, rowAt: Int32Array.of(-1) },
+    { start: 3, length: 1, rowAt: Int32Array.of(-1) },
+    { start: 4, length: 1, rowAt: Int32Array.of(-1) },
+  ]);
+});
+
 test('no images: ids unchanged', () => {
   assert.deepEqual(expandImagePlaceholders([1, 2, 3], P, []), [1, 2, 3]);
   assert.deepEqual(locateImages([1, 2, 3], P, []), []);
@@ -38,5 +46,6 @@ test('placeholder / image count mismatch is an InvalidRequestError', () => {
   assert.throws(() => expandImagePlaceholders([1, P, P], P, [4]), InvalidRequestError);
   assert.throws(() => expandImagePlaceholders([1, P], P, [0]), RangeError);
   assert.throws(() => locateImages([1, P, P], P, [1]), InvalidRequestError);
-  assert.throws(() => locateImages([1, P], P, [0, 1]), RangeError);
+  assert.throws(() => locateImages([1, P], P, [-1]), RangeError);
+  assert.throws(() => locateImages([1, P], P, [0, 1]), InvalidRequestError);
 });

@@ -43,3 +43,29 @@ test('a LLaVA model answers about two images with --chat-template vicuna_v1.1', 
   assert.ok(r.usage.promptTokens > 72, `${r.usage.promptTokens} prompt tokens`);
   assert.equal(r.tokenIds.length, 3);
 });
+
+test("SGLang's llama_3_vision and gemma-it render as SGLang's conversation templates do", () => {
+  assert.equal(
+    render('llama_3_vision', history),
+    '<|start_header_id|>system<|end_header_id|>\n\nBe terse.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nSure.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nCompare <|image|><|image|> these.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n',
+  );
+  assert.match(render('llama_3_vision', one), /<\|start_header_id\|>user<\|end_header_id\|>\n\n<\|image\|>\nWhat is this\?<\|eot_id\|>/);
+  assert.equal(render('gemma-it', one), '<start_of_turn>user\nYou are a helpful assistant.\n\n<start_of_image>\nWhat is this?<end_of_turn>\n<start_of_turn>model\n');
+  assert.equal(
+    render('gemma-it', history),
+    '<start_of_turn>user\nBe terse.\n\nHi!<end_of_turn>\n<start_of_turn>model\nSure.<end_of_turn>\n<start_of_turn>user\nCompare <start_of_image><start_of_image> these.<end_of_turn>\n<start_of_turn>model\n',
+  );
+});
+
+test('Llama 3.2 Vision answers about one and two images with --chat-template llama_3_vision', async () => {
+  const uri = dataUri(await makePng(60, 40));
+  const MLLAMA = fixturePath('golden/mllama/model');
+  for (const images of [1, 2]) {
+    const r = await withEngine(MLLAMA, (e) => e.generate({
+      messages: [{ role: 'user', content: [...Array.from({ length: images }, () => ({ type: 'image_url' as const, image_url: { url: uri } })), { type: 'text', text: 'What is this?' }] }],
+      sampling: { maxNewTokens: 3, temperature: 0, ignoreEos: true },
+    }), { chatTemplate: 'llama_3_vision' });
+    assert.match(r.prompt!, images === 1 ? /<\|image\|>\nWhat is this\?<\|eot_id\|>/ : /<\|image\|><\|image\|>What is this\?<\|eot_id\|>/);
+    assert.equal(r.tokenIds.length, 3);
+  }
+});

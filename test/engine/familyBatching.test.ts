@@ -6,11 +6,20 @@ import { fixturePath } from '../helpers/paths.js';
 
 /**
  * What the engine does for every family, on the LLaVA ones (anyres images of different token
- * counts) and Gemma 3 (image tokens attending both ways, across images, never split between
- * passes; sliding-window layers): batching gives each request the tokens it gets alone, and the
+ * counts), Gemma 3 (image tokens attending both ways, across images, never split between
+ * passes; sliding-window layers) and Llama 3.2 Vision (cross-attention to image states kept
+ * with each sequence): batching gives each request the tokens it gets alone, and the
  * prefix cache reuses a repeated image's KV while different images never share it.
  */
 const png = (rel: string) => `data:image/png;base64,${readFileSync(fixturePath(rel)).toString('base64')}`;
+
+/** A long question, then one image. */
+function askFirst(text: string, image: string, maxNewTokens: number): GenerateInput {
+  return {
+    messages: [{ role: 'user', content: [{ type: 'text' as const, text }, { type: 'image_url' as const, image_url: { url: image } }] }],
+    sampling: { temperature: 0, maxNewTokens, ignoreEos: true },
+  };
+}
 
 function ask(text: string, images: string[], maxNewTokens: number): GenerateInput {
   return {
@@ -22,6 +31,7 @@ function ask(text: string, images: string[], maxNewTokens: number): GenerateInpu
 for (const [family, model, a, b, c] of [
   ['llava_next_mistral', 'golden-extra/llava_next_mistral/model', 'golden-extra/llava_next_mistral/cases/unpad_wide/image0.png', 'golden-extra/llava_next_mistral/cases/two_images/image1.png', 'golden-extra/llava_next_mistral/cases/one_image/image0.png'],
   ['llava_onevision', 'golden/llava_onevision/model', 'golden-extra/llava_onevision/cases/anyres_max_downscale/image0.png', 'golden-extra/llava_onevision/cases/very_tall/image0.png', 'golden-extra/llava_onevision/cases/very_wide/image0.png'],
+  ['mllama', 'golden/mllama/model', 'golden-extra/mllama/cases/two_tiles_tall/image0.png', 'golden-extra/mllama/cases/four_tiles_2x2_downscale/image0.png', 'golden-extra/mllama/cases/one_tile_upscale/image0.png'],
   ['gemma3_sliding', 'golden-extra/gemma3_sliding/model', 'golden-extra/gemma3/cases/two_images/image0.png', 'golden-extra/gemma3/cases/two_images/image1.png', 'golden-extra/gemma3/cases/multi_turn/image0.png'],
 ] as const) {
   test(`${family}: concurrent requests get the tokens they get alone; a repeated image hits the prefix cache, another image does not`, async () => {
@@ -31,10 +41,14 @@ for (const [family, model, a, b, c] of [
     const workload = [ask('What is this?', [A], 10), ask('Describe.', [B], 8), ask('Hello!', [], 12), ask('Compare.', [B, A], 6)];
     // Asked after [B, A]: B's KV may be reused only where it does not depend on the second image.
     const swapped = ask('Compare.', [B, C], 6);
+    // Text before an image is the same whatever the image, except where it sees the image (Llama 3.2 Vision).
+    const LONG = 'Please look very carefully at the following picture and then tell me, in a few short words, what it shows.';
+    const firstA = askFirst(LONG, A, 4);
+    const firstC = askFirst(LONG, C, 4);
     const solo = await Engine.load({ modelPath: fixturePath(model), disableRadixCache: true });
     const reference: number[][] = [];
     try {
-      for (const w of [...workload, swapped]) reference.push((await solo.generate(w)).tokenIds);
+      for (const w of [...workload, swapped, firstC]) reference.push((await solo.generate(w)).tokenIds);
     } finally {
       await solo.shutdown();
     }
@@ -44,15 +58,22 @@ for (const [family, model, a, b, c] of [
       results.forEach((r, i) => assert.deepEqual(r.tokenIds, reference[i], `request ${i}`));
       const again = await engine.generate(ask('What is this?', [A], 10));
       assert.deepEqual(again.tokenIds, reference[0]);
-      assert.ok((again.usage.cachedTokens ?? 0) > 30, `cached ${again.usage.cachedTokens} of ${again.usage.promptTokens}`);
+      // All of it but the last page's share is reused (Llama 3.2 Vision's image is one token: prompts are short).
+      assert.ok((again.usage.cachedTokens ?? 0) >= again.usage.promptTokens - 16, `cached ${again.usage.cachedTokens} of ${again.usage.promptTokens}`);
       // An image not seen before, in the same prompt: only the text before the image can be reused.
       const other = await engine.generate(ask('What is this?', [C], 10));
       assert.ok((other.usage.cachedTokens ?? 0) < 16, `a new image shares no image KV (cached ${other.usage.cachedTokens} of ${other.usage.promptTokens})`);
       const r = await engine.generate(swapped);
       assert.deepEqual(r.tokenIds, reference[workload.length], 'the first image of [B, C] after [B, A]');
-      // Gemma 3's image tokens see every image of the prompt: nothing of B may come from [B, A].
-      if (family.startsWith('gemma3')) assert.ok((r.usage.cachedTokens ?? 0) < 16, `cached ${r.usage.cachedTokens}`);
+      // Gemma 3's image tokens see every image of the prompt, Llama 3.2 Vision's first tokens too:
+      // nothing of B may come from [B, A].
+      if (family.startsWith('gemma3') || family === 'mllama') assert.ok((r.usage.cachedTokens ?? 0) < 16, `cached ${r.usage.cachedTokens}`);
       else assert.ok((r.usage.cachedTokens ?? 0) > 16, `B's KV is reused (cached ${r.usage.cachedTokens})`);
+      await engine.generate(firstA);
+      const f = await engine.generate(firstC);
+      assert.deepEqual(f.tokenIds, reference[workload.length + 1], 'the text before another image');
+      if (family === 'mllama') assert.ok((f.usage.cachedTokens ?? 0) < 16, `text before an image sees it: cached ${f.usage.cachedTokens}`);
+      else assert.ok((f.usage.cachedTokens ?? 0) >= 16, `the text before the image is reused: cached ${f.usage.cachedTokens}`);
     } finally {
       await engine.shutdown();
     }

@@ -29,6 +29,9 @@ export interface FitRequest {
   /** Resident weight bytes per mode (modes a checkpoint cannot take are absent). */
   residentBytes: Partial<Record<QuantMode, number>>;
   kvBytesPerToken: number;
+  /** Sliding-window layers: bytes per token of their rings, and the most tokens the rings hold together. */
+  windowBytesPerToken?: number;
+  windowCapTokens?: number;
   contextLength: number;
   /** `auto` picks the first mode that fits: none, then int8, then int4. */
   requested: QuantMode | 'auto';
@@ -58,9 +61,18 @@ export function planMemory(r: FitRequest): MemoryPlan {
   const fraction = r.memFractionStatic ?? DEFAULT_MEMORY_FRACTION;
   const budget = r.facts.availableBytes * fraction;
   const kvMinTokens = r.maxTotalTokens ?? Math.min(r.contextLength, 32768);
+  // KV bytes for a cache of `t` tokens: every layer that keeps all tokens, and the window layers' rings (at most their cap).
+  const cap = r.windowCapTokens ?? 0;
+  const win = r.windowBytesPerToken ?? 0;
+  const kvBytes = (t: number) => t * r.kvBytesPerToken + Math.min(t, cap) * win;
+  const kvTokensFor = (bytes: number) => {
+    const both = r.kvBytesPerToken + win;
+    if (bytes <= cap * both) return Math.floor(bytes / both);
+    return r.kvBytesPerToken > 0 ? Math.floor(cap + (bytes - cap * both) / r.kvBytesPerToken) : Number.MAX_SAFE_INTEGER;
+  };
   const need = (mode: QuantMode) => {
     const w = r.residentBytes[mode]!;
-    return Math.max(w * LOAD_PEAK_FACTOR, w + kvMinTokens * r.kvBytesPerToken + RUNTIME_OVERHEAD_BYTES);
+    return Math.max(w * LOAD_PEAK_FACTOR, w + kvBytes(kvMinTokens) + RUNTIME_OVERHEAD_BYTES);
   };
   const candidates = r.requested === 'auto' ? QUANT_MODES.filter((m) => r.residentBytes[m] !== undefined) : [r.requested];
   const mode = candidates.find((m) => r.residentBytes[m] !== undefined && need(m) <= budget);
@@ -71,7 +83,7 @@ export function planMemory(r: FitRequest): MemoryPlan {
     const hint = r.requested === 'none' ? '; try --quantization int8 or int4' : r.requested === 'int8' ? '; try --quantization int4' : '';
     throw new ModelLoadError(
       `the model does not fit in memory${r.requested === 'auto' ? ' even with int4 weights' : ` with --quantization ${m}`}: ` +
-        `it needs ${GiB(need(m))} (weights ${GiB(w)}, KV cache for ${kvMinTokens} tokens ${GiB(kvMinTokens * r.kvBytesPerToken)}, ` +
+        `it needs ${GiB(need(m))} (weights ${GiB(w)}, KV cache for ${kvMinTokens} tokens ${GiB(kvBytes(kvMinTokens))}, ` +
         `runtime ${GiB(RUNTIME_OVERHEAD_BYTES)}) and ${GiB(budget)} is available (${Math.round(fraction * 100)}% of ${GiB(r.facts.availableBytes)} free)${hint}`,
     );
   }
@@ -79,9 +91,9 @@ export function planMemory(r: FitRequest): MemoryPlan {
   const spare = budget - weights - RUNTIME_OVERHEAD_BYTES;
   let kvTokens: number;
   if (r.maxTotalTokens) kvTokens = r.maxTotalTokens;
-  else if (r.memFractionStatic) kvTokens = Math.floor(spare / r.kvBytesPerToken);
+  else if (r.memFractionStatic) kvTokens = kvTokensFor(spare);
   // By default a generous cache, leaving room for the rest of the machine.
-  else kvTokens = Math.max(kvMinTokens, Math.min(Math.floor((0.5 * spare) / r.kvBytesPerToken), 4 * r.contextLength, 65536));
+  else kvTokens = Math.max(kvMinTokens, Math.min(kvTokensFor(0.5 * spare), 4 * r.contextLength, 65536));
   const why =
     mode === 'none'
       ? 'float32 weights'
@@ -93,6 +105,6 @@ export function planMemory(r: FitRequest): MemoryPlan {
     kvTokens,
     budgetBytes: budget,
     needBytes: need(mode),
-    summary: `${why}: ${GiB(weights)} of weights, KV cache ${kvTokens} tokens (${GiB(kvTokens * r.kvBytesPerToken)}), ${GiB(budget)} available`,
+    summary: `${why}: ${GiB(weights)} of weights, KV cache ${kvTokens} tokens (${GiB(kvBytes(kvTokens))}${cap > 0 ? `, sliding-window layers keeping ${Math.min(cap, kvTokens)} of them` : ''}), ${GiB(budget)} available`,
   };
 }

@@ -2,7 +2,7 @@ import { IrisError, InvalidRequestError } from '../errors.js';
 import { ForwardSeq, VisionLanguageModel } from '../models/model.js';
 import { KvPagePool } from './kvPool.js';
 import { EngineStats, FinishReason, GenerateMsg } from './messages.js';
-import { PrefixCache } from './prefixCache.js';
+import { PrefixCache, PrefixMatch } from './prefixCache.js';
 import { SamplerState, sampleToken } from './sampler.js';
 import { Sequence } from './sequence.js';
 import { VisionCache } from './visionCache.js';
@@ -74,6 +74,8 @@ export class Scheduler {
   private promptTokens = 0;
   private cachedPromptTokens = 0;
   private preemptions = 0;
+  /** The window of the model's sliding-window layers (their K/V in rings), or null. */
+  private readonly window: number | null;
 
   constructor(
     private readonly model: VisionLanguageModel,
@@ -84,6 +86,8 @@ export class Scheduler {
     this.scratch = new Float32Array(model.config.text.vocabSize);
     this.cache = opts.radixCache ? new PrefixCache(pool) : null;
     this.vision = new VisionCache(opts.visionCacheBytes);
+    const windows = pool.layers.filter((l) => l.kind === 'window').map((l) => l.window!);
+    this.window = windows.length ? Math.max(...windows) : null;
   }
 
   get contextLength(): number {
@@ -97,6 +101,9 @@ export class Scheduler {
     }
     if (this.pool.pagesFor(Math.min(total, this.opts.contextLength)) > this.pool.usablePages) {
       throw new InvalidRequestError(`the request needs up to ${total} tokens of KV cache but the pool holds ${this.pool.usablePages * this.pool.pageSize}`, 'max_tokens');
+    }
+    if (this.pool.ringSize > 0 && this.pool.ringFor(total) > this.pool.windowPages - 1) {
+      throw new InvalidRequestError(`the request needs ${this.pool.ringFor(total)} pages of sliding-window KV cache but the pool holds ${this.pool.windowPages - 1}`, 'max_tokens');
     }
     // Free running slots absorb arrivals before the next step admits them.
     if (this.waiting.length >= this.opts.maxQueued + Math.max(0, this.opts.maxRunning - this.running.length)) {
@@ -190,6 +197,37 @@ export class Scheduler {
 
   // ---- admission and pages -------------------------------------------------
 
+  /**
+   * Once a prompt is computed, copies its last window's K/V out of the ring if the answer
+   * could overwrite it there, so that the prefix cache can continue from the prompt's end
+   * (the same image, the same question). Best effort: only with window pages to spare.
+   */
+  private snapshotPromptWindow(seq: Sequence): void {
+    if (!this.cache || this.window === null || seq.ring.length === 0) return;
+    const ps = this.pool.pageSize;
+    const end = seq.promptIds.length;
+    // A repeat of the prompt matches all but its last token: the window before that.
+    const first = Math.floor(Math.max(0, end - this.window) / ps);
+    const last = Math.floor((end - 1) / ps);
+    const maxLen = end + seq.sampler.params.maxNewTokens;
+    // The ring keeps page `first` until page first + ring length is written.
+    if (maxLen <= (first + seq.ring.length) * ps) return;
+    const count = last - first + 1;
+    if (this.pool.freeWindowPages < count) return;
+    const pages = this.pool.allocRing(count);
+    for (let i = first; i <= last; i++) {
+      const w = pages[i - first]!;
+      this.pool.copyWindowPage(seq.ring[i % seq.ring.length]!, w);
+      seq.snapshots.push({ pageIndex: i, windowPage: w, len: Math.min(ps, end - i * ps) });
+    }
+  }
+
+  /** Makes `n` window pages free, forgetting cached window K/V if needed. */
+  private ensureWindowFree(n: number): boolean {
+    if (this.pool.freeWindowPages < n && this.cache) this.cache.dropWindowPages(n - this.pool.freeWindowPages);
+    return this.pool.freeWindowPages >= n;
+  }
+
   /** Makes `n` pages free, evicting cached prefixes if needed. */
   private ensureFree(n: number): boolean {
     if (this.pool.freePages < n && this.cache) this.cache.evict(n - this.pool.freePages);
@@ -202,9 +240,13 @@ export class Scheduler {
       const seq = this.waiting[0]!;
       const target = seq.totalLen;
       // Keep the last token out of the match: its logits are needed.
-      const m = this.cache?.match(seq.keys, target - 1) ?? { nodes: [], copyFrom: null, tokens: 0 };
+      let m: PrefixMatch = this.cache?.match(seq.keys, target - 1) ?? { nodes: [], copyFrom: null, tokens: 0 };
+      // Window layers continue from a match only where its last window's K/V is cached too.
+      if (this.window !== null && this.cache) m = this.cache.limitToWindow(m, this.window);
       const need = this.pool.pagesFor(target) - m.nodes.length;
-      if (!this.ensureFree(need)) {
+      // The ring covers the whole sequence (prompt and answer) or, if longer, a window.
+      const ringLen = this.pool.ringFor(seq.promptIds.length + seq.sampler.params.maxNewTokens);
+      if (!this.ensureFree(need) || !this.ensureWindowFree(ringLen)) {
         this.cache?.unlock(m.nodes);
         break;
       }
@@ -217,6 +259,10 @@ export class Scheduler {
         seq.pages.push(p!);
       }
       seq.pages.push(...this.pool.alloc(this.pool.pagesFor(target) - seq.pages.length));
+      if (ringLen > 0) {
+        seq.ring = this.pool.allocRing(ringLen);
+        for (const [i, w] of m.windowPages ?? []) this.pool.copyWindowPage(w, seq.ring[i % ringLen]!);
+      }
       seq.cachedLen = m.tokens;
       if (seq.output.length === 0) {
         seq.cachedPromptTokens = m.tokens;
@@ -236,9 +282,14 @@ export class Scheduler {
 
   /** Gives back a sequence's pages: to the prefix cache (what was computed) or the pool. */
   private releasePages(seq: Sequence): void {
-    if (this.cache) this.cache.insert(seq.keys, seq.cachedLen, seq.pages, seq.locked as never[]);
-    else this.pool.release(seq.pages);
+    if (this.cache) this.cache.insert(seq.keys, seq.cachedLen, seq.pages, seq.locked as never[], seq.ring, seq.snapshots);
+    else {
+      this.pool.release(seq.pages);
+      this.pool.releaseRing([...seq.ring, ...seq.snapshots.map((s) => s.windowPage)]);
+    }
     seq.pages = [];
+    seq.ring = [];
+    seq.snapshots = [];
     seq.locked = [];
     seq.embeds = seq.embeds.map(() => null);
   }
@@ -330,7 +381,7 @@ export class Scheduler {
       }
     }
     const groups = seq.groups && from < seq.promptIds.length ? Int32Array.from({ length: n }, (_, j) => seq.groups![from + j] ?? 0) : undefined;
-    const fs: ForwardSeq = { ids, positions, embedRows: rows, groups, pages: seq.pages, pastLen: from };
+    const fs: ForwardSeq = { ids, positions, embedRows: rows, groups, pages: seq.pages, ring: seq.ring.length ? seq.ring : undefined, pastLen: from };
     if (this.model.keepsImageStates) {
       fs.imageStates = seq.images.map((img, k) => {
         const state = seq.embeds[k];
@@ -385,6 +436,7 @@ export class Scheduler {
     const V = this.scratch.length;
     items.forEach(([seq, n], k) => {
       seq.cachedLen += n;
+      if (seq.cachedLen === seq.promptIds.length && seq.output.length === 0) this.snapshotPromptWindow(seq);
       if (seq.pendingTokens === 0) {
         if (!this.model.keepsImageStates) seq.embeds = seq.embeds.map(() => null);
         this.accept(seq, logits.subarray(k * V, (k + 1) * V), events);

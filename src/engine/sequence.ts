@@ -1,5 +1,6 @@
 import { ImageForEngine, StepToken } from './messages.js';
 import { SamplerState } from './sampler.js';
+import type { WindowSnapshot } from './prefixCache.js';
 
 /** Base of the cache keys standing for image tokens (above any vocabulary). */
 const IMAGE_KEY_BASE = 1 << 30;
@@ -16,6 +17,10 @@ export function imageKey(hash: string, grid: number[]): number {
 export class Sequence {
   /** Pages in token order: cache pages read in place first, then this sequence's own. */
   pages: number[] = [];
+  /** The sliding-window layers' ring of pages (empty without such layers). */
+  ring: number[] = [];
+  /** Copies of the window K/V at the end of the prompt, kept for the prefix cache once the ring moves on. */
+  snapshots: WindowSnapshot[] = [];
   /** Cache nodes this sequence reads in place (unlocked when it leaves). */
   locked: unknown[] = [];
   /** Tokens whose K/V are in `pages`. */

@@ -3,7 +3,7 @@ import { IrisError, ModelLoadError } from '../errors.js';
 import { kvLayers, loadModel, loadModelConfig, residentBytesByMode } from '../models/registry.js';
 import { WeightStore } from '../runtime/weightStore.js';
 import { readGenerationConfig } from './generationConfig.js';
-import { KvPagePool, kvBytesPerToken } from './kvPool.js';
+import { KvPagePool, kvBytesPerToken, ringPages, windowBytesPerToken } from './kvPool.js';
 import { QUANT_MODES, memoryFacts, planMemory } from './memoryPlan.js';
 import { EngineOptions, FromWorker, ToWorker } from './messages.js';
 import { Scheduler } from './scheduler.js';
@@ -33,9 +33,16 @@ async function init(options: EngineOptions): Promise<void> {
     if (store.scheme?.method !== requested) throw new ModelLoadError(`--quantization ${requested}: ${options.modelPath} is not a${requested === 'awq' ? 'n AWQ' : ' GPTQ'} checkpoint (config.json quantization_config: ${store.scheme?.method ?? 'none'})`);
     requested = 'auto';
   }
+  const pageSize = 16;
+  const maxRunning = options.maxRunningRequests ?? 64;
+  // Sliding-window layers keep each running sequence's last window in a ring: room for up to
+  // 16 full rings (short sequences take fewer pages; more wait for room).
+  const windowCapTokens = ringPages(kv, pageSize) * pageSize * Math.min(maxRunning, 16);
   const plan = planMemory({
     residentBytes: residentBytesByMode(store, config, requested === 'auto' ? QUANT_MODES : [requested]),
     kvBytesPerToken: kvBytesPerToken(kv),
+    windowBytesPerToken: windowBytesPerToken(kv),
+    windowCapTokens,
     contextLength,
     requested,
     maxTotalTokens: options.maxTotalTokens,
@@ -45,17 +52,19 @@ async function init(options: EngineOptions): Promise<void> {
   send({ type: 'progress', what: plan.summary, notice: plan.mode !== 'none' && requested === 'auto' ? 'warning' : 'info' });
   const model = await loadModel(store, config, {
     intraOpThreads: options.threads ?? 0,
+    pageSize,
     quantization: plan.mode,
     accuracyLevel: options.accuracyLevel,
     onProgress: (what) => send({ type: 'progress', what }),
   });
   const maxTotalTokens = plan.kvTokens;
-  const pageSize = model.pageSize;
-  const pool = new KvPagePool(kv, Math.ceil(maxTotalTokens / pageSize) + 1, pageSize);
+  if (model.pageSize !== pageSize) throw new Error(`the model was built for pages of ${model.pageSize} tokens, the pool has ${pageSize}`);
+  const windowPages = windowCapTokens > 0 ? Math.ceil(Math.min(windowCapTokens, maxTotalTokens) / pageSize) + 1 : 0;
+  const pool = new KvPagePool(kv, Math.ceil(maxTotalTokens / pageSize) + 1, pageSize, Math.max(windowPages, windowCapTokens > 0 ? ringPages(kv, pageSize) + 1 : 0));
   const eos = [...new Set([...gen.eosTokenIds, ...config.eosTokenIds])];
   scheduler = new Scheduler(model, pool, eos, {
     contextLength,
-    maxRunning: options.maxRunningRequests ?? 64,
+    maxRunning,
     maxQueued: options.maxQueuedRequests ?? 1024,
     chunkedPrefillSize: options.chunkedPrefillSize ?? 1024,
     radixCache: !options.disableRadixCache,

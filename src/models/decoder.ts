@@ -16,6 +16,7 @@ export const TEXT_INPUTS = {
   blockTable: 'block_table',
   mask: 'attn_mask',
   maskWindow: 'attn_mask_window',
+  windowBlockTable: 'window_block_table',
   lastIndex: 'last_index',
   kCache: (i: number) => `k_cache_${i}`,
   vCache: (i: number) => `v_cache_${i}`,
@@ -62,7 +63,9 @@ export function buildDecoderGraph(store: WeightStore, cfg: TextConfig, names: De
   const mask = g.input(I.mask, DataType.FLOAT, ['batch', 1, 1, 'new', 'keys']);
   const lastIndex = g.input(I.lastIndex, DataType.INT64, ['batch']);
   const windowed = cfg.layerWindows?.some((w) => w !== null) ?? false;
-  const maskWindow = windowed ? g.input(I.maskWindow, DataType.FLOAT, ['batch', 1, 1, 'new', 'keys']) : mask;
+  // Window layers read their K/V from each sequence's ring of pages: their own table and mask.
+  const maskWindow = windowed ? g.input(I.maskWindow, DataType.FLOAT, ['batch', 1, 1, 'new', 'window_keys']) : mask;
+  const windowTable = windowed ? g.input(I.windowBlockTable, DataType.INT64, ['batch', 'window_pages']) : blockTable;
   const local = cfg.localRopeTheta !== undefined;
   const cosLocal = local ? g.input(I.cosLocal, DataType.FLOAT, ['tokens', D / 2]) : cos;
   const sinLocal = local ? g.input(I.sinLocal, DataType.FLOAT, ['tokens', D / 2]) : sin;
@@ -99,8 +102,9 @@ export function buildDecoderGraph(store: WeightStore, cfg: TextConfig, names: De
       continue;
     }
     const sliding = (cfg.layerWindows?.[i] ?? null) !== null;
-    const kCache = g.input(I.kCache(i), DataType.FLOAT, ['pool_pages', pageSize, KV * D]);
-    const vCache = g.input(I.vCache(i), DataType.FLOAT, ['pool_pages', pageSize, KV * D]);
+    const poolPages = sliding ? 'window_pool_pages' : 'pool_pages';
+    const kCache = g.input(I.kCache(i), DataType.FLOAT, [poolPages, pageSize, KV * D]);
+    const vCache = g.input(I.vCache(i), DataType.FLOAT, [poolPages, pageSize, KV * D]);
     x = g.withScope(`layer${i}`, () => {
       const h = norm(x, `${p}.input_layernorm.weight`, Hd);
       const attnP = `${p}.self_attn`;
@@ -117,7 +121,7 @@ export function buildDecoderGraph(store: WeightStore, cfg: TextConfig, names: De
       g.output(kFlat, I.kNew(i), DataType.FLOAT, ['batch', 'new', KV * D]);
       g.output(vFlat, I.vNew(i), DataType.FLOAT, ['batch', 'new', KV * D]);
 
-      const o = pagedAttention(g, { q: qFlat, kNew: kFlat, vNew: vFlat, kCache, vCache, blockTable, mask: sliding ? maskWindow : mask }, H, KV, D, cfg.attnScale);
+      const o = pagedAttention(g, { q: qFlat, kNew: kFlat, vNew: vFlat, kCache, vCache, blockTable: sliding ? windowTable : blockTable, mask: sliding ? maskWindow : mask }, H, KV, D, cfg.attnScale);
       let attnOut = linear(ctx, o, `${p}.self_attn.o_proj`, H * D, Hd, false);
       if (gemma) attnOut = norm(attnOut, `${p}.post_attention_layernorm.weight`, Hd);
       const x1 = g.add(x, attnOut);

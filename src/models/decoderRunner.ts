@@ -51,7 +51,7 @@ export class DecoderRunner {
     const tc = this.cfg;
     const D = tc.headDim;
     const Hd = tc.hiddenSize;
-    const { B, S, P, T, ids, select, blockTable, mask, maskWindow, lastIndex, rowOf, lens } = layoutBatch(seqs, this.pageSize, Boolean(opts.packed), this.window);
+    const { B, S, P, T, ids, select, blockTable, mask, ring, lastIndex, rowOf, lens } = layoutBatch(seqs, this.pageSize, Boolean(opts.packed), this.window);
     const tables = (freq: Float32Array) => {
       const cos = new Float32Array((B * S * D) / 2);
       const sin = new Float32Array((B * S * D) / 2);
@@ -72,24 +72,28 @@ export class DecoderRunner {
       [I.mask]: { data: mask, dims: [B, 1, 1, S, T] },
       [I.lastIndex]: { data: lastIndex, dims: [seqs.length] },
     };
-    if (maskWindow) feeds[I.maskWindow] = { data: maskWindow, dims: [B, 1, 1, S, T] };
     if (this.localFreq) {
       const local = tables(this.localFreq);
       feeds[I.cosLocal] = { data: local.cos, dims: [B * S, D / 2] };
       feeds[I.sinLocal] = { data: local.sin, dims: [B * S, D / 2] };
     }
     pool.layers.forEach((l, i) => {
-      if (l.kind !== 'full') return;
-      feeds[I.kCache(i)] = { data: pool.k[i]!, dims: [pool.numPages, pool.pageSize, l.width] };
-      feeds[I.vCache(i)] = { data: pool.v[i]!, dims: [pool.numPages, pool.pageSize, l.width] };
+      if (l.kind === 'cross') return;
+      const pages = l.kind === 'window' ? pool.windowPages : pool.numPages;
+      feeds[I.kCache(i)] = { data: pool.k[i]!, dims: [pages, pool.pageSize, l.width] };
+      feeds[I.vCache(i)] = { data: pool.v[i]!, dims: [pages, pool.pageSize, l.width] };
     });
+    if (ring) {
+      feeds[I.windowBlockTable] = { data: ring.table, dims: [B, ring.P] };
+      feeds[I.maskWindow] = { data: ring.mask, dims: [B, 1, 1, S, ring.P * this.pageSize + S] };
+    }
     if (this.crossFeeds) Object.assign(feeds, this.crossFeeds(seqs, { B, S, rowOf, lens, packed: B === 1 && seqs.length > 1 }));
     const out = await this.session.run(feeds);
     for (let l = 0; l < pool.numLayers; l++) {
-      if (pool.layers[l]!.kind !== 'full') continue;
+      if (pool.layers[l]!.kind === 'cross') continue;
       const kNew = out[I.kNew(l)]!.data;
       const vNew = out[I.vNew(l)]!.data;
-      seqs.forEach((seq, k) => pool.write(l, kNew, vNew, rowOf[k]!, lens[k]!, seq.pages, seq.pastLen));
+      seqs.forEach((seq, k) => pool.write(l, kNew, vNew, rowOf[k]!, lens[k]!, seq, seq.pastLen));
     }
     return out[I.logits]!.data;
   }

@@ -28,6 +28,8 @@ export interface ForwardSeq {
   imageVisibility?: Int32Array;
   /** Pages holding the past and room for the new tokens. */
   pages: number[];
+  /** Sliding-window layers: the sequence's ring of pages (token t in ring[(t / page) mod length]). */
+  ring?: number[];
   pastLen: number;
 }
 

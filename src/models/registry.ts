@@ -34,9 +34,14 @@ interface Family {
   residentBytes(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): number;
 }
 
-/** Every decoder layer keeps full K and V of kv heads * head dim; cross-attention layers keep nothing per token. */
+/** Each decoder layer keeps K and V of kv heads * head dim for every token, or for its sliding window; cross-attention layers keep nothing per token. */
 const fullKv = (c: ModelConfig): KvLayerSpec[] =>
-  Array.from({ length: c.text.numLayers }, (_, i) => (c.text.crossAttentionLayers?.includes(i) ? { kind: 'cross', width: 0 } : { kind: 'full', width: c.text.numKvHeads * c.text.headDim }));
+  Array.from({ length: c.text.numLayers }, (_, i): KvLayerSpec => {
+    if (c.text.crossAttentionLayers?.includes(i)) return { kind: 'cross', width: 0 };
+    const width = c.text.numKvHeads * c.text.headDim;
+    const window = c.text.layerWindows?.[i] ?? null;
+    return window === null ? { kind: 'full', width } : { kind: 'window', width, window };
+  });
 
 /** A family's model class: its graphs (built without reading weights) and its loader. */
 interface ModelClass {

@@ -45,10 +45,18 @@ for (const [family, model, a, b, c] of [
     const LONG = 'Please look very carefully at the following picture and then tell me, in a few short words, what it shows.';
     const firstA = askFirst(LONG, A, 4);
     const firstC = askFirst(LONG, C, 4);
+    // A second turn: the first question, its answer, another question.
+    const turnTwo = (answer: string): GenerateInput => ({
+      messages: [...ask('What is this?', [A], 10).messages!, { role: 'assistant', content: answer }, { role: 'user', content: 'And what colour is it?' }],
+      sampling: { temperature: 0, maxNewTokens: 6, ignoreEos: true },
+    });
+    let followUp: GenerateInput;
     const solo = await Engine.load({ modelPath: fixturePath(model), disableRadixCache: true });
     const reference: number[][] = [];
     try {
       for (const w of [...workload, swapped, firstC]) reference.push((await solo.generate(w)).tokenIds);
+      followUp = turnTwo((await solo.generate(workload[0]!)).text);
+      reference.push((await solo.generate(followUp)).tokenIds);
     } finally {
       await solo.shutdown();
     }
@@ -73,7 +81,14 @@ for (const [family, model, a, b, c] of [
       const f = await engine.generate(firstC);
       assert.deepEqual(f.tokenIds, reference[workload.length + 1], 'the text before another image');
       if (family === 'mllama') assert.ok((f.usage.cachedTokens ?? 0) < 16, `text before an image sees it: cached ${f.usage.cachedTokens}`);
-      else assert.ok((f.usage.cachedTokens ?? 0) >= 16, `the text before the image is reused: cached ${f.usage.cachedTokens}`);
+      // Sliding-window layers keep K/V only for the last window of a prompt and of a sequence: with a
+      // 10-token window, the text before the image (long gone from it) is not there to continue from.
+      else if (family !== 'gemma3_sliding') assert.ok((f.usage.cachedTokens ?? 0) >= 16, `the text before the image is reused: cached ${f.usage.cachedTokens}`);
+      // The next turn of a chat continues from the whole first turn (the ring holds its end).
+      await engine.generate(ask('What is this?', [A], 10));
+      const t2 = await engine.generate(followUp!);
+      assert.deepEqual(t2.tokenIds, reference[workload.length + 2], 'second turn');
+      assert.ok((t2.usage.cachedTokens ?? 0) >= again.usage.promptTokens, `second turn: cached ${t2.usage.cachedTokens} of ${t2.usage.promptTokens}`);
     } finally {
       await engine.shutdown();
     }

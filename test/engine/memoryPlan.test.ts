@@ -49,3 +49,17 @@ test('iris serve --quantization none on a model that cannot fit exits at once wi
   assert.match(r.stderr, /iris: the model does not fit in memory with --quantization none: it needs [\d.]+ GiB .* and [\d.]+ GiB is available/);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 });
+
+test('sliding-window layers count only up to their rings: the same memory holds more tokens', () => {
+  // Gemma 3 4B: 34 layers of 4 KV heads of 256; 1 in 6 global. int8 weights about 4.6 GB.
+  const perLayer = 2 * 4 * 256 * 4;
+  const gemma = { residentBytes: { int8: 4.6e9 }, contextLength: 131072, requested: 'int8' as const, memFractionStatic: 0.8, facts: machine(22) };
+  const allFull = planMemory({ ...gemma, kvBytesPerToken: 34 * perLayer });
+  const cap = 16 * 65 * 16;
+  const windowed = planMemory({ ...gemma, kvBytesPerToken: 6 * perLayer, windowBytesPerToken: 28 * perLayer, windowCapTokens: cap });
+  const spare = 0.8 * 22 * GiB - 4.6e9 - RUNTIME_OVERHEAD_BYTES;
+  assert.equal(allFull.kvTokens, Math.floor(spare / (34 * perLayer)));
+  assert.equal(windowed.kvTokens, Math.floor(cap + (spare - cap * 34 * perLayer) / (6 * perLayer)));
+  assert.ok(windowed.kvTokens > 3 * allFull.kvTokens, `${windowed.kvTokens} vs ${allFull.kvTokens}`);
+  assert.match(windowed.summary, new RegExp(`sliding-window layers keeping ${cap} of them`));
+});

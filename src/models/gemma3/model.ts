@@ -1,13 +1,8 @@
-import { KvPagePool } from '../../engine/kvPool.js';
-import { quantPolicies, sessionQuant } from '../../runtime/quant/policy.js';
-import { GraphSession } from '../../runtime/session.js';
 import { WeightStore } from '../../runtime/weightStore.js';
 import { ModelConfig } from '../config.js';
 import { buildDecoderGraph } from '../decoder.js';
-import { DecoderRunner } from '../decoderRunner.js';
-import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from '../model.js';
-import { sequentialPositions } from '../rope.js';
-import { createSessions } from '../sessions.js';
+import { ImageInput, ModelLoadOptions } from '../model.js';
+import { TowerDecoderGraphs, TowerDecoderModel, loadTowerDecoder, towerDecoderQuant } from '../towerDecoderModel.js';
 import { Gemma3Config, asGemma3Config } from './config.js';
 import { GEMMA3_VISION, buildGemma3VisionGraph } from './vision.js';
 
@@ -24,33 +19,20 @@ function weightNames(store: WeightStore) {
  * sliding-window and global layers with 1-D RoPE. The prompt's image tokens attend to each
  * other both ways.
  */
-export class Gemma3Model implements VisionLanguageModel {
-  readonly positionAxes = 1;
-
-  private constructor(
-    readonly config: Gemma3Config,
-    readonly pageSize: number,
-    private readonly vision: GraphSession,
-    private readonly text: DecoderRunner,
-    readonly weightBytes: number,
-    readonly residentBytes: number,
-  ) {}
-
-  static graphs(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}) {
+export class Gemma3Model extends TowerDecoderModel<Gemma3Config> {
+  static graphs(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}): TowerDecoderGraphs {
     const config = asGemma3Config(modelConfig);
     const names = weightNames(store);
-    const policies = quantPolicies(opts.quantization ?? 'none');
-    const vision = buildGemma3VisionGraph(store, config, names, sessionQuant(store, 'vision', policies.vision, opts.accuracyLevel));
-    const text = buildDecoderGraph(store, config.text, { model: names.text, lmHead: names.lmHead, qkvBias: false }, opts.pageSize ?? 16, sessionQuant(store, 'text', policies.text, opts.accuracyLevel));
-    return { vision, text };
+    const quant = towerDecoderQuant(store, opts);
+    return {
+      vision: buildGemma3VisionGraph(store, config, names, quant.vision),
+      text: buildDecoderGraph(store, config.text, { model: names.text, lmHead: names.lmHead, qkvBias: false }, opts.pageSize ?? 16, quant.text),
+    };
   }
 
   static async load(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}): Promise<Gemma3Model> {
     const config = asGemma3Config(modelConfig);
-    const pageSize = opts.pageSize ?? 16;
-    const { vision: v, text: t } = Gemma3Model.graphs(store, config, opts);
-    const sessions = await createSessions([['vision tower', v], ['language model', t]], opts);
-    return new Gemma3Model(config, pageSize, sessions[0]!, new DecoderRunner(sessions[1]!, config.text, pageSize), v.w.bytes + t.w.bytes, v.w.residentBytes + t.w.residentBytes);
+    return new Gemma3Model(config, await loadTowerDecoder(Gemma3Model.graphs(store, config, opts), config, opts));
   }
 
   /** Every image (and pan-and-scan crop) is one square piece: one tower run over all of them. */
@@ -75,10 +57,6 @@ export class Gemma3Model implements VisionLanguageModel {
     });
   }
 
-  promptPositions(ids: ArrayLike<number>): { positions: Int32Array; next: number } {
-    return sequentialPositions(ids.length);
-  }
-
   /**
    * transformers 4.50's token_type_ids mask: during the prompt's pass every image token sees
    * every image token of the prompt (also of other images), so they form one group.
@@ -95,12 +73,4 @@ export class Gemma3Model implements VisionLanguageModel {
     return any ? groups : null;
   }
 
-  forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts: { packed?: boolean } = {}): Promise<Float32Array> {
-    return this.text.forward(seqs, extraEmbeds, pool, opts);
-  }
-
-  async release(): Promise<void> {
-    await this.vision.release();
-    await this.text.release();
-  }
 }

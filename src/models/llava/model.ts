@@ -1,13 +1,8 @@
-import { KvPagePool } from '../../engine/kvPool.js';
-import { quantPolicies, sessionQuant } from '../../runtime/quant/policy.js';
-import { GraphSession } from '../../runtime/session.js';
 import { WeightStore } from '../../runtime/weightStore.js';
 import { ModelConfig } from '../config.js';
 import { buildDecoderGraph } from '../decoder.js';
-import { DecoderRunner } from '../decoderRunner.js';
-import { sequentialPositions } from '../rope.js';
-import { createSessions } from '../sessions.js';
-import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from '../model.js';
+import { ImageInput, ModelLoadOptions } from '../model.js';
+import { TowerDecoderGraphs, TowerDecoderModel, TowerDecoderParts, loadTowerDecoder, towerDecoderQuant } from '../towerDecoderModel.js';
 import { CLIP_INPUTS, buildClipVisionGraph } from './clipVision.js';
 import { downscaledSize, unpadRegion } from './anyresProcessing.js';
 import { LlavaConfig, asLlavaConfig } from './config.js';
@@ -25,42 +20,36 @@ function weightNames(store: WeightStore) {
  * 1-D RoPE. LLaVA-NeXT images come as a base image and tiles, whose features are packed into
  * one map, unpadded to the image's aspect, with a newline feature after every row.
  */
-export class LlavaModel implements VisionLanguageModel {
-  readonly positionAxes = 1;
-
+export class LlavaModel extends TowerDecoderModel<LlavaConfig> {
   private constructor(
-    readonly config: LlavaConfig,
-    readonly pageSize: number,
-    private readonly vision: GraphSession,
-    private readonly text: DecoderRunner,
-    readonly weightBytes: number,
-    readonly residentBytes: number,
+    config: LlavaConfig,
+    parts: TowerDecoderParts,
     /** LLaVA-NeXT's image_newline feature; null for LLaVA-1.5. */
     private readonly newline: Float32Array | null,
-  ) {}
+  ) {
+    super(config, parts);
+  }
 
-  static graphs(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}) {
+  static graphs(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}): TowerDecoderGraphs {
     const config = asLlavaConfig(modelConfig);
     const names = weightNames(store);
-    const policies = quantPolicies(opts.quantization ?? 'none');
+    const quant = towerDecoderQuant(store, opts);
     const vision = buildClipVisionGraph(
       store, config.vision,
       { layer: config.visionFeatureLayer, dropClassToken: config.dropClassToken },
       { prefix: names.projector, textHidden: config.text.hiddenSize },
       names.vision,
-      sessionQuant(store, 'vision', policies.vision, opts.accuracyLevel),
+      quant.vision,
     );
-    const text = buildDecoderGraph(store, config.text, { model: names.text, lmHead: names.lmHead, qkvBias: config.qkvBias }, opts.pageSize ?? 16, sessionQuant(store, 'text', policies.text, opts.accuracyLevel));
+    const text = buildDecoderGraph(store, config.text, { model: names.text, lmHead: names.lmHead, qkvBias: config.qkvBias }, opts.pageSize ?? 16, quant.text);
     return { vision, text };
   }
 
   static async load(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}): Promise<LlavaModel> {
     const config = asLlavaConfig(modelConfig);
-    const pageSize = opts.pageSize ?? 16;
-    const { vision: v, text: t } = LlavaModel.graphs(store, config, opts);
-    const sessions = await createSessions([['vision tower', v], ['language model', t]], opts);
+    const parts = await loadTowerDecoder(LlavaModel.graphs(store, config, opts), config, opts);
     const newline = config.pinpoints ? store.readFloat32(weightNames(store).newline, [config.text.hiddenSize]) : null;
-    return new LlavaModel(config, pageSize, sessions[0]!, new DecoderRunner(sessions[1]!, config.text, pageSize), v.w.bytes + t.w.bytes, v.w.residentBytes + t.w.residentBytes, newline);
+    return new LlavaModel(config, parts, newline);
   }
 
   /** Every piece (an image, or a base image and tiles) has the crop size: one tower run over all of them. */
@@ -119,19 +108,6 @@ export class LlavaModel implements VisionLanguageModel {
     return out;
   }
 
-  /** Plain 1-D positions: token i at position i. */
-  promptPositions(ids: ArrayLike<number>): { positions: Int32Array; next: number } {
-    return sequentialPositions(ids.length);
-  }
-
-  forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts: { packed?: boolean } = {}): Promise<Float32Array> {
-    return this.text.forward(seqs, extraEmbeds, pool, opts);
-  }
-
-  async release(): Promise<void> {
-    await this.vision.release();
-    await this.text.release();
-  }
 }
 
 /**

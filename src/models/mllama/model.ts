@@ -1,13 +1,8 @@
-import { KvPagePool } from '../../engine/kvPool.js';
-import { quantPolicies, sessionQuant } from '../../runtime/quant/policy.js';
-import { GraphSession } from '../../runtime/session.js';
 import { WeightStore } from '../../runtime/weightStore.js';
 import { ModelConfig } from '../config.js';
 import { buildDecoderGraph } from '../decoder.js';
-import { DecoderRunner } from '../decoderRunner.js';
-import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from '../model.js';
-import { sequentialPositions } from '../rope.js';
-import { createSessions } from '../sessions.js';
+import { ImageInput, ModelLoadOptions } from '../model.js';
+import { TowerDecoderGraphs, TowerDecoderModel, loadTowerDecoder, towerDecoderQuant } from '../towerDecoderModel.js';
 import { MllamaConfig, asMllamaConfig } from './config.js';
 import { mllamaCrossFeeds, mllamaVisibility } from './crossInputs.js';
 import { MLLAMA_VISION, buildMllamaVisionGraph } from './vision.js';
@@ -25,35 +20,22 @@ function weightNames(store: WeightStore) {
  * gated cross-attention layers. An image stays one `<|image|>` token in the prompt; its
  * encoding (the cross-attention layers' K/V) is computed once and kept with the sequence.
  */
-export class MllamaModel implements VisionLanguageModel {
-  readonly positionAxes = 1;
+export class MllamaModel extends TowerDecoderModel<MllamaConfig> {
   readonly keepsImageStates = true;
 
-  private constructor(
-    readonly config: MllamaConfig,
-    readonly pageSize: number,
-    private readonly vision: GraphSession,
-    private readonly text: DecoderRunner,
-    readonly weightBytes: number,
-    readonly residentBytes: number,
-  ) {}
-
-  static graphs(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}) {
+  static graphs(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}): TowerDecoderGraphs {
     const config = asMllamaConfig(modelConfig);
     const names = weightNames(store);
-    const policies = quantPolicies(opts.quantization ?? 'none');
-    const vision = buildMllamaVisionGraph(store, config, names, sessionQuant(store, 'vision', policies.vision, opts.accuracyLevel));
-    const text = buildDecoderGraph(store, config.text, { model: names.text, lmHead: names.lmHead, qkvBias: false }, opts.pageSize ?? 16, sessionQuant(store, 'text', policies.text, opts.accuracyLevel));
-    return { vision, text };
+    const quant = towerDecoderQuant(store, opts);
+    return {
+      vision: buildMllamaVisionGraph(store, config, names, quant.vision),
+      text: buildDecoderGraph(store, config.text, { model: names.text, lmHead: names.lmHead, qkvBias: false }, opts.pageSize ?? 16, quant.text),
+    };
   }
 
   static async load(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}): Promise<MllamaModel> {
     const config = asMllamaConfig(modelConfig);
-    const pageSize = opts.pageSize ?? 16;
-    const { vision: v, text: t } = MllamaModel.graphs(store, config, opts);
-    const sessions = await createSessions([['vision tower', v], ['language model', t]], opts);
-    const runner = new DecoderRunner(sessions[1]!, config.text, pageSize, mllamaCrossFeeds(config));
-    return new MllamaModel(config, pageSize, sessions[0]!, runner, v.w.bytes + t.w.bytes, v.w.residentBytes + t.w.residentBytes);
+    return new MllamaModel(config, await loadTowerDecoder(MllamaModel.graphs(store, config, opts), config, opts, mllamaCrossFeeds(config)));
   }
 
   /** Every image fills all max_num_tiles slots (empty ones are zeros): one tower run over all of them. */
@@ -74,20 +56,8 @@ export class MllamaModel implements VisionLanguageModel {
     return images.map((_, i) => out.slice(i * each, (i + 1) * each));
   }
 
-  promptPositions(ids: ArrayLike<number>): { positions: Int32Array; next: number } {
-    return sequentialPositions(ids.length);
-  }
-
   promptImageVisibility(ids: ArrayLike<number>, images: Array<{ start: number }>): Int32Array {
     return mllamaVisibility(ids, images);
   }
 
-  forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts: { packed?: boolean } = {}): Promise<Float32Array> {
-    return this.text.forward(seqs, extraEmbeds, pool, opts);
-  }
-
-  async release(): Promise<void> {
-    await this.vision.release();
-    await this.text.release();
-  }
 }

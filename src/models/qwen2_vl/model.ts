@@ -1,16 +1,13 @@
-import { KvPagePool } from '../../engine/kvPool.js';
-import { sessionQuant, quantPolicies } from '../../runtime/quant/policy.js';
 import { GraphSession, i64 } from '../../runtime/session.js';
 import { WeightStore } from '../../runtime/weightStore.js';
 import { ModelConfig } from '../config.js';
 import { Qwen2VLConfig, asQwen2VLConfig } from './config.js';
-import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from '../model.js';
+import { ImageInput, ModelLoadOptions } from '../model.js';
+import { TowerDecoderGraphs, TowerDecoderModel, loadTowerDecoder, towerDecoderQuant } from '../towerDecoderModel.js';
 import { promptPositions } from './mrope.js';
 import { qwen2_5_vlVision } from './qwen2_5VlBlocks.js';
 import { qwen2_vlVision } from './qwen2VlBlocks.js';
 import { buildDecoderGraph } from '../decoder.js';
-import { DecoderRunner } from '../decoderRunner.js';
-import { createSessions } from '../sessions.js';
 import { VISION_INPUTS, buildQwenVisionGraph } from './vision.js';
 import { GridThw, buildVisionLayout } from './visionLayout.js';
 
@@ -21,34 +18,23 @@ function weightPrefixes(store: WeightStore): { text: string; vision: string } {
 }
 
 /** Qwen2-VL and Qwen2.5-VL: a vision tower and a Qwen2 decoder with M-RoPE. */
-export class Qwen2VLModel implements VisionLanguageModel {
-  private constructor(
-    readonly config: Qwen2VLConfig,
-    readonly pageSize: number,
-    private readonly vision: GraphSession,
-    private readonly text: DecoderRunner,
-    readonly weightBytes: number,
-    readonly residentBytes: number,
-  ) {
-  }
+export class Qwen2VLModel extends TowerDecoderModel<Qwen2VLConfig> {
+  override readonly positionAxes = 3;
 
   /** The vision and text graphs, weights not read yet (also used to size a quantization mode). */
-  static graphs(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}) {
+  static graphs(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}): TowerDecoderGraphs {
     const config = asQwen2VLConfig(modelConfig);
-    const policies = quantPolicies(opts.quantization ?? 'none');
+    const quant = towerDecoderQuant(store, opts);
     const prefixes = weightPrefixes(store);
     const spec = config.vision.kind === 'qwen2_5_vl' ? qwen2_5_vlVision : qwen2_vlVision;
-    const v = buildQwenVisionGraph(store, config.vision, spec, prefixes.vision, sessionQuant(store, 'vision', policies.vision, opts.accuracyLevel));
-    const t = buildDecoderGraph(store, config.text, { model: prefixes.text, lmHead: 'lm_head.weight', qkvBias: true }, opts.pageSize ?? 16, sessionQuant(store, 'text', policies.text, opts.accuracyLevel));
+    const v = buildQwenVisionGraph(store, config.vision, spec, prefixes.vision, quant.vision);
+    const t = buildDecoderGraph(store, config.text, { model: prefixes.text, lmHead: 'lm_head.weight', qkvBias: true }, opts.pageSize ?? 16, quant.text);
     return { vision: v, text: t };
   }
 
   static async load(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}): Promise<Qwen2VLModel> {
     const config = asQwen2VLConfig(modelConfig);
-    const pageSize = opts.pageSize ?? 16;
-    const { vision: v, text: t } = Qwen2VLModel.graphs(store, config, opts);
-    const sessions = await createSessions([['vision tower', v], ['language model', t]], opts);
-    return new Qwen2VLModel(config, pageSize, sessions[0]!, new DecoderRunner(sessions[1]!, config.text, pageSize), v.w.bytes + t.w.bytes, v.w.residentBytes + t.w.residentBytes);
+    return new Qwen2VLModel(config, await loadTowerDecoder(Qwen2VLModel.graphs(store, config, opts), config, opts));
   }
 
   /** Images of the same size are encoded together, one vision run per size. */
@@ -116,21 +102,10 @@ export class Qwen2VLModel implements VisionLanguageModel {
     return result;
   }
 
-  readonly positionAxes = 3;
-
-  promptPositions(ids: ArrayLike<number>, images: Array<{ start: number; grid: number[] }>): { positions: Int32Array; next: number } {
+  override promptPositions(ids: ArrayLike<number>, images: Array<{ start: number; grid: number[] }>): { positions: Int32Array; next: number } {
     return promptPositions(ids, images.map((i) => ({ start: i.start, grid: i.grid as GridThw })), this.config.vision.spatialMergeSize);
   }
 
-  /** Runs the decoder over several sequences' new tokens, padded or packed (see layoutBatch). */
-  forward(seqs: ForwardSeq[], extraEmbeds: Float32Array, pool: KvPagePool, opts: { packed?: boolean } = {}): Promise<Float32Array> {
-    return this.text.forward(seqs, extraEmbeds, pool, opts);
-  }
-
-  async release(): Promise<void> {
-    await this.vision.release();
-    await this.text.release();
-  }
 }
 
 export { i64 };

@@ -395,21 +395,8 @@ def run_case(model, proc, messages, max_new, stop_ids, n_route_tokens=6):
     ind.bos = None
     rendered = BOS_TEXT + sft
     enc = ind.encode(rendered)
-    num_image_tokens = []
-    if n_img:
-        # token count per image from the mask runs
-        m = mask.tolist()
-        runs, cur = [], 0
-        for b in m:
-            if b:
-                cur += 1
-            elif cur:
-                runs.append(cur)
-                cur = 0
-        if cur:
-            runs.append(cur)
-        # consecutive images (e.g. "<image>\n<image>") are separated by the "\n" token, so runs are per image
-        num_image_tokens = runs
+    num_image_tokens = [image_token_count(proc, w, h) for w, h in prep.images_spatial_crop[0].tolist()] if n_img else []
+    assert sum(num_image_tokens) == int(mask.sum())
     exp = []
     k = 0
     for t in enc:
@@ -455,6 +442,14 @@ def run_case(model, proc, messages, max_new, stop_ids, n_route_tokens=6):
                                                           min(len(a), len(b)))
     T["nocache_step_logits"] = nocache
     return rec, T, P, reflib.images_of(messages)
+
+
+def image_token_count(proc, num_width_tiles, num_height_tiles):
+    """processing_deepseek_vl_v2.py tokenize_with_images: h = w = ceil((image_size // patch_size) / downsample_ratio);
+    global view h * (w + 1), one view separator, local views (num_height_tiles * h) * (num_width_tiles * w + 1)."""
+    import math
+    h = w = math.ceil((proc.image_size // proc.patch_size) / proc.downsample_ratio)
+    return h * (w + 1) + 1 + (num_height_tiles * h) * (num_width_tiles * w + 1)
 
 
 def st_bytes(T):

@@ -127,7 +127,7 @@ def write_case(case_dir, name, messages, rec, T, P, pngs, extra):
     open(os.path.join(case_dir, "tensors.safetensors"), "wb").write(dslib.st_bytes(T))
     with gzip.GzipFile(os.path.join(case_dir, "processor.safetensors.gz"), "wb", mtime=0) as f:
         f.write(dslib.st_bytes(P))
-    oracle = {"case": name, "messages": messages}
+    oracle = {"case": name, "messages": "see chat_cases.json (the data URIs are the image{i}.png files)"}
     oracle.update(rec)
     oracle.update(extra)
     oracle["arrays"] = {k: [str(v.dtype).replace("torch.", ""), list(v.shape)] for k, v in T.items()}

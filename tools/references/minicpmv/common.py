@@ -233,8 +233,17 @@ class Capture:
             h.remove()
 
 
-def run_case(model, proc, messages, stop_ids, max_new, max_slice_nums=None, use_image_id=None):
-    """Returns (record, tensors, pngs) for one chat case."""
+def positions_from_mask(mask):
+    """What GenerationMixin.prepare_inputs_for_generation (4.50) derives from a 2-D attention mask."""
+    pos = mask.long().cumsum(-1) - 1
+    pos.masked_fill_(mask == 0, 1)
+    return pos
+
+
+def run_case(model, proc, messages, stop_ids, max_new, max_slice_nums=None, use_image_id=None, attend_all=False):
+    """Returns (record, tensors, pngs) for one chat case. The processor's attention mask is input_ids != 0, so a
+    prompt token with id 0 ('!') is masked and shifts the positions generate derives from the mask; attend_all=True
+    replaces that mask by ones (what the reference would compute if it attended to every token)."""
     tok = proc.tokenizer
     ip = proc.image_processor
     rendered = render(proc, messages)
@@ -251,8 +260,10 @@ def run_case(model, proc, messages, stop_ids, max_new, max_slice_nums=None, use_
     pv_list = inputs["pixel_values"][0]  # per slice [3, patch, L * patch]
     tgt = inputs["tgt_sizes"][0]
     bound = inputs["image_bound"][0]
+    mask = torch.ones_like(inputs["attention_mask"]) if attend_all else inputs["attention_mask"]
+    pos = positions_from_mask(mask)
     T = {}
-    rec = {}
+    rec = {"prompt_positions_masked": [i for i, m in enumerate(mask[0].tolist()) if not m]}
     vpm = model.vpm
     lm = model.llm
     data = {"input_ids": input_ids, "pixel_values": inputs["pixel_values"], "tgt_sizes": inputs["tgt_sizes"],
@@ -269,7 +280,7 @@ def run_case(model, proc, messages, stop_ids, max_new, max_slice_nums=None, use_
         for i, layer in enumerate(lm.model.layers):
             cap.hook(layer, f"text_layer{i}_out")
         emb, _vhs = model.get_vllm_embedding(data)
-        out = lm(inputs_embeds=emb, attention_mask=inputs["attention_mask"], use_cache=False)
+        out = lm(inputs_embeds=emb, attention_mask=mask, position_ids=pos, use_cache=False)
         cap.remove()
     logits = out.logits[0]
     T.update(cap.d)
@@ -278,6 +289,9 @@ def run_case(model, proc, messages, stop_ids, max_new, max_slice_nums=None, use_
             T[k] = T[k][0]
     T["inputs_embeds"] = emb[0]
     T["prompt_ids"] = input_ids[0].to(torch.int64)
+    if rec["prompt_positions_masked"]:
+        T["attention_mask"] = mask[0].to(torch.uint8)
+        T["position_ids"] = pos[0].to(torch.int64)
     T["logits"] = logits
     if images:
         B = len(pv_list)
@@ -329,7 +343,7 @@ def run_case(model, proc, messages, stop_ids, max_new, max_slice_nums=None, use_
     # ---- greedy generation with the KV cache, through MiniCPMV.generate (-> Qwen2ForCausalLM.generate)
     with torch.no_grad():
         g = model.generate(input_ids=input_ids, pixel_values=inputs["pixel_values"], tgt_sizes=inputs["tgt_sizes"],
-                           image_bound=inputs["image_bound"], attention_mask=inputs["attention_mask"], tokenizer=tok,
+                           image_bound=inputs["image_bound"], attention_mask=mask, tokenizer=tok,
                            max_new_tokens=max_new, do_sample=False, num_beams=1, output_logits=True,
                            return_dict_in_generate=True, temperature=None, top_p=None, top_k=None)
     comp = g.sequences[0].tolist()  # inputs_embeds only: the new tokens
@@ -346,7 +360,8 @@ def run_case(model, proc, messages, stop_ids, max_new, max_slice_nums=None, use_
     with torch.no_grad():
         for j in range(len(comp)):
             e2 = torch.cat([emb, lm.model.embed_tokens(torch.tensor([comp[:j]], dtype=torch.int64))], 1)
-            o2 = lm(inputs_embeds=e2, attention_mask=torch.ones(e2.shape[:2], dtype=torch.int64), use_cache=False)
+            m2 = torch.cat([mask, torch.ones((1, j), dtype=mask.dtype)], 1)
+            o2 = lm(inputs_embeds=e2, attention_mask=m2, position_ids=positions_from_mask(m2), use_cache=False)
             nocache.append(o2.logits[0, -1].float())
     nocache = torch.stack(nocache)
     T["nocache_step_logits"] = nocache
@@ -408,7 +423,7 @@ def run_case(model, proc, messages, stop_ids, max_new, max_slice_nums=None, use_
 
 
 # what every case keeps; FULL cases keep the rest too (inputs_embeds, every layer output, all logits)
-SMALL_KEEP = ("prompt_ids", "tgt_sizes", "image_bound", "slice_image_index", "vision_patch_valid",
+SMALL_KEEP = ("prompt_ids", "attention_mask", "position_ids", "tgt_sizes", "image_bound", "slice_image_index", "vision_patch_valid",
               "vision_position_ids", "vision_features", "resampler_out", "generated_ids", "generate_step_logits",
               "top5_ids", "top5_logprobs", "chosen_logprobs")
 DROP_ALWAYS = ("nocache_step_logits", "pixel_values_concat")

@@ -27,7 +27,7 @@ CASE_SEEDS = {
     "minicpmv": {"small_no_slicing": 100, "wide_2x1": 110, "tall_1x3": 121, "grid_2x2": 130, "max_slices_3x3": 140,
                  "capped_by_max_slice_nums": 150, "request_max_slice_nums_4": 160, "extreme_wide_5x1": 170,
                  "two_images": 180, "text_only": 0, "multi_turn_two_images": 190, "system_text_before_image": 200,
-                 "request_use_image_id_false": 210},
+                 "request_use_image_id_false": 210, "exclamation_mark_masked": 220},
     "minicpmv_bf16": {"one_image_2x2": 300, "two_images_two_turns": 310, "text_only": 0},
 }
 # cases that also keep inputs_embeds, every layer's output and the full logits
@@ -102,6 +102,11 @@ def cases_for(fam, seeds):
                   {"use_image_id": False},
                   "use_image_id=False passed with the request (MiniCPMV.chat(use_image_id=...)): no "
                   "<image_id>N</image_id> before the <image> run; 130x75 -> 3x1"))
+        C.append((at("exclamation_mark_masked"), [user(img(90, 60), txt("Hello! What is in this image?"))], None,
+                  "the processor's attention mask is input_ids != 0 (its padding value), and '!' is token 0: the "
+                  "reference masks that prompt token (no query attends to it), and generate derives the positions "
+                  "from the mask (cumsum - 1, the masked token at 1), so every later token's position is one less "
+                  "than its index. expected_if_every_token_attended holds what an all-ones mask gives"))
     elif fam == "minicpmv_bf16":
         C.append((at("one_image_2x2"), [user(img(150, 140), txt("What is in this image?"))], None,
                   "the BF16 two-shard checkpoint (upcast to float32 on load), scale_resolution 70, query_num 8: "
@@ -168,9 +173,17 @@ def main(fams, search=False):
             extra = {"covers": covers}
             if pk:
                 extra["processor_kwargs"] = pk
+            ce = {"covers": covers}
+            if rec["prompt_positions_masked"]:
+                alt, _Ta, _pa = common.run_case(model, proc, messages, stop, MAX_NEW, attend_all=True, **(pk or {}))
+                assert alt["min_top1_top2_logit_margin"] >= MIN_MARGIN, (name, "all attended", alt["min_top1_top2_logit_margin"])
+                ce["expected_if_every_token_attended"] = extra["expected_if_every_token_attended"] = {
+                    "completion_token_ids": alt["completion_ids"], "completion_text": alt["completion_text"],
+                    "finish_reason": alt["finish_reason"], "top_logprobs": alt["top5"],
+                    "min_top1_top2_logit_margin": alt["min_top1_top2_logit_margin"]}
             common.write_case(os.path.join(fam_dir, "cases", name), name, messages, rec, T, pngs, extra,
                               full=name in FULL)
-            entries.append(common.chat_entry(name, f"cases/{name}", messages, rec, MAX_NEW, pk, {"covers": covers}))
+            entries.append(common.chat_entry(name, f"cases/{name}", messages, rec, MAX_NEW, pk, ce))
             summary[f"{fam}/{name}"] = summary_of(rec)
             print(fam, name, json.dumps(summary[f"{fam}/{name}"]), flush=True)
         if search:

@@ -283,6 +283,12 @@ def run_case(model, proc, messages, stop_ids, max_new, max_slice_nums=None, use_
         out = lm(inputs_embeds=emb, attention_mask=mask, position_ids=pos, use_cache=False)
         cap.remove()
     logits = out.logits[0]
+    # every other row of inputs_embeds is the plain token embedding (no scale_emb for the Qwen2 config)
+    inside = set()
+    for s_, e_ in (bound.tolist() if len(bound) else []):
+        inside.update(range(s_, e_))
+    outside = torch.tensor([j for j in range(S) if j not in inside])
+    assert torch.equal(emb[0][outside], lm.model.embed_tokens.weight[input_ids[0][outside].long()])
     T.update(cap.d)
     for k in list(T):
         if k.startswith("text_layer"):

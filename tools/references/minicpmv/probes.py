@@ -11,6 +11,8 @@
   slice_mode_off     slice_mode false: the image is not resized, unfold drops the pixels past a multiple of 14
   padding            slices of different sizes batched with padding give the same vision features / resampler
                      output as each slice alone
+  independent_image_path  the vision tower and the resampler re-computed from the weights as MINICPMV.md
+                     describes them, slice by slice, against the model's batched outputs
   literal_tags       user text containing "<image>" / "<slice>" is tokenized as the special token and shifts
                      image_bound
   generation         eos / pad ids the reference uses
@@ -183,6 +185,87 @@ for i in range(len(pvs)):
     dr = max(dr, float((ro_all[i] - ro1[0]).abs().max()))
 out["padding"] = {"tgt_sizes": tgt.tolist(), "max_abs_diff_vision_features_batched_vs_alone": dv,
                   "max_abs_diff_resampler_out_batched_vs_alone": dr}
+
+# ---------------------------------------------------------------- an independent re-implementation of the image path
+def independent_image_path(model, pvs, tgt):
+    """Vision tower + resampler from the weights, one slice at a time, written from MINICPMV.md (no padding, no
+    batching): patches as (c, r, q)-flattened rows times the conv weight, bucketed position ids (the AVX2 recipe),
+    pre-LN encoder layers with gelu(tanh), post-LN; resampler with ln_kv(kv_proj(x)), 2-D sin-cos added to the keys
+    only, ln_q(query), one cross-attention, ln_post, x @ proj."""
+    vp, rsm = model.vpm, model.resampler
+    vc = model.config.vision_config
+    p = vc.patch_size
+    side = vc.image_size // p
+    D = vc.hidden_size
+    Wc = vp.embeddings.patch_embedding.weight.reshape(D, -1)
+    feats, outs = [], []
+    for pv, (th, tw) in zip(pvs, tgt.tolist()):
+        L = th * tw
+        x = torch.stack([pv[:, :, l * p:(l + 1) * p].reshape(-1) for l in range(L)])
+        x = x @ Wc.T + vp.embeddings.patch_embedding.bias
+        bh, bw = recipe_buckets(th, side, 8), recipe_buckets(tw, side, 8)
+        ids = torch.tensor([bh[i] * side + bw[j] for i in range(th) for j in range(tw)])
+        x = x + vp.embeddings.position_embedding.weight[ids]
+        nh = vc.num_attention_heads
+        hd = D // nh
+        for layer in vp.encoder.layers:
+            a = layer.self_attn
+            h = torch.nn.functional.layer_norm(x, (D,), layer.layer_norm1.weight, layer.layer_norm1.bias, vc.layer_norm_eps)
+            q = (h @ a.q_proj.weight.T + a.q_proj.bias).reshape(L, nh, hd).transpose(0, 1)
+            k = (h @ a.k_proj.weight.T + a.k_proj.bias).reshape(L, nh, hd).transpose(0, 1)
+            v = (h @ a.v_proj.weight.T + a.v_proj.bias).reshape(L, nh, hd).transpose(0, 1)
+            w = torch.softmax(q @ k.transpose(1, 2) * hd ** -0.5, -1)
+            o = (w @ v).transpose(0, 1).reshape(L, D)
+            x = x + o @ a.out_proj.weight.T + a.out_proj.bias
+            h = torch.nn.functional.layer_norm(x, (D,), layer.layer_norm2.weight, layer.layer_norm2.bias, vc.layer_norm_eps)
+            h = torch.nn.functional.gelu(h @ layer.mlp.fc1.weight.T + layer.mlp.fc1.bias, approximate="tanh")
+            x = x + h @ layer.mlp.fc2.weight.T + layer.mlp.fc2.bias
+        x = torch.nn.functional.layer_norm(x, (D,), vp.post_layernorm.weight, vp.post_layernorm.bias, vc.layer_norm_eps)
+        feats.append(x)
+        E = rsm.embed_dim
+        kv = x @ rsm.kv_proj.weight.T if isinstance(rsm.kv_proj, torch.nn.Linear) else x
+        kv = torch.nn.functional.layer_norm(kv, (E,), rsm.ln_kv.weight, rsm.ln_kv.bias, 1e-6)
+        gh, gw = np.mgrid[0:th, 0:tw]
+        om = 1.0 / 10000 ** (np.arange(E // 4, dtype=np.float32) / np.float32(E / 2 / 2))
+        pos = np.concatenate([np.sin(gw[..., None] * om), np.cos(gw[..., None] * om),
+                              np.sin(gh[..., None] * om), np.cos(gh[..., None] * om)], -1).reshape(L, E)
+        pos = torch.from_numpy(pos.astype(np.float32))
+        qry = torch.nn.functional.layer_norm(rsm.query, (E,), rsm.ln_q.weight, rsm.ln_q.bias, 1e-6)
+        Wq, Wk, Wv = rsm.attn.in_proj_weight.chunk(3)
+        bq, bk, bv = rsm.attn.in_proj_bias.chunk(3)
+        nh = rsm.num_heads
+        hd = E // nh
+        Q = qry.shape[0]
+        q = (qry @ Wq.T + bq).reshape(Q, nh, hd).transpose(0, 1)
+        k = ((kv + pos) @ Wk.T + bk).reshape(L, nh, hd).transpose(0, 1)
+        v = (kv @ Wv.T + bv).reshape(L, nh, hd).transpose(0, 1)
+        w = torch.softmax((q / math.sqrt(hd)) @ k.transpose(1, 2), -1)
+        o = (w @ v).transpose(0, 1).reshape(Q, E) @ rsm.attn.out_proj.weight.T + rsm.attn.out_proj.bias
+        o = torch.nn.functional.layer_norm(o, (E,), rsm.ln_post.weight, rsm.ln_post.bias, 1e-6)
+        outs.append(o @ rsm.proj)
+    return feats, outs
+
+
+ind = {}
+for label, mdir, size in [("public", os.path.join(common.PUBLIC, "model"), (150, 70)),
+                          ("bf16", os.path.join(common.EXTRA, "minicpmv_bf16", "model"), (200, 60))]:
+    m2, p2 = (model, proc) if label == "public" else common.load(mdir)
+    o2 = p2.image_processor.preprocess([common.synth_smooth(*size, 9)], return_tensors="pt")
+    pv2, tg2 = o2["pixel_values"][0], o2["tgt_sizes"][0].to(torch.int32)
+    with torch.no_grad():
+        data = {"pixel_values": [list(pv2)], "tgt_sizes": [tg2], "image_bound": [torch.zeros((0, 2), dtype=torch.int64)],
+                "input_ids": torch.zeros((1, 1), dtype=torch.int64)}
+        cap = common.Capture()
+        cap.hook(m2.vpm, "vf")
+        cap.hook(m2.resampler, "ro")
+        m2.get_vllm_embedding(data)
+        cap.remove()
+        feats, outs = independent_image_path(m2, list(pv2), tg2)
+    dv = max(float((cap.d["vf"][i, :f.shape[0]] - f).abs().max()) for i, f in enumerate(feats))
+    dr = max(float((cap.d["ro"][i] - o).abs().max()) for i, o in enumerate(outs))
+    ind[label] = {"image_wh": list(size), "tgt_sizes": tg2.tolist(), "max_abs_diff_vision_features": dv,
+                  "max_abs_diff_resampler_out": dr, "max_abs_resampler_out": float(cap.d["ro"].abs().max())}
+out["independent_image_path"] = ind
 
 # ---------------------------------------------------------------- literal tags in user text
 tok = proc.tokenizer

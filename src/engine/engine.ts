@@ -157,8 +157,8 @@ export class Engine {
     const dir = resolved.dir;
     const config = loadModelConfig(dir);
     const tokenizer = TextTokenizer.load(dir);
-    const chatTemplate = ChatTemplate.load(dir, opts.chatTemplate);
     const processor = loadImageProcessor(dir, config, tokenizer, { panAndScan: opts.panAndScan });
+    const chatTemplate = ChatTemplate.load(dir, opts.chatTemplate, processor.imageText ? { imagePlaceholder: processor.imageText, imagesInOrder: true } : {});
     const generation = readGenerationConfig(dir);
     const imageLimits: ImageLimits = {
       ...DEFAULT_MEDIA_LIMITS,
@@ -271,6 +271,9 @@ export class Engine {
   private writeImages(ids: number[], prompt: string | null, encodeText: ((text: string) => number[]) | null, processed: ProcessedImage[]): number[] {
     const p = this.processor;
     if (p.expandText && prompt !== null && encodeText) return encodeText(p.expandText(prompt, processed));
+    if (p.expandText && !p.placeholderIds && processed.length > 0) {
+      throw new InvalidRequestError("this model's processor writes images into the prompt text: give the prompt as text, not token ids", 'input_ids');
+    }
     return expandImagePlaceholders(ids, this.placeholderId, processed.map((im) => p.placeholderIds?.(im) ?? im.numTokens));
   }
 
@@ -297,9 +300,12 @@ export class Engine {
       sources = input.images ?? [];
       prompt = input.prompt;
       encodeText = (t) => this.tokenizer.encode(t);
+      const tag = this.processor.imageText;
+      // A raw prompt without image placeholders gets one per image in front, as vLLM does.
+      if (tag !== undefined && sources.length > 0 && !prompt.includes(tag)) prompt = `${sources.map(() => tag).join('\n')}\n${prompt}`;
       ids = encodeText(prompt);
       const present = ids.filter((t) => t === this.placeholderId).length;
-      if (present === 0 && sources.length > 0) {
+      if (tag === undefined && present === 0 && sources.length > 0) {
         ids = [...sources.flatMap(() => this.config.rawImageTokens), ...ids];
         encodeText = null;
       }
@@ -319,7 +325,7 @@ export class Engine {
     const loaded = await loadImages(sources, this.imageLimits, this.decoded, input.signal);
     const processed = loaded.map((l, i) => this.processor.process(l.image, this.budgetFor(details[i], input.pixelBudget), this.takePixels));
     ids = this.writeImages(ids, prompt, encodeText, processed);
-    const ranges = locateImages(ids, this.config.imageTokenId, processed.map((p) => p.numTokens));
+    const ranges = locateImages(ids, this.processor.imageTokenId ?? this.config.imageTokenId, processed.map((p) => p.numTokens));
     const images: ImageForEngine[] = processed.map((p, i) => ({
       pixelValues: p.pixelValues,
       grid: p.grid,

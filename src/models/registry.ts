@@ -12,6 +12,9 @@ import { parseGemma3Config } from './gemma3/config.js';
 import { Gemma3Model } from './gemma3/model.js';
 import { gemma3ImageProcessor } from './gemma3/processor.js';
 import { parseLlavaConfig } from './llava/config.js';
+import { parseMiniCPMVConfig } from './minicpmv/config.js';
+import { MiniCPMVModel } from './minicpmv/model.js';
+import { minicpmvImageProcessor } from './minicpmv/processor.js';
 import { parseMllamaConfig } from './mllama/config.js';
 import { MllamaModel } from './mllama/model.js';
 import { mllamaImageProcessor } from './mllama/processor.js';
@@ -67,6 +70,7 @@ const qwen2vl = towerAndDecoder(parseQwen2VLConfig, (dir) => qwen2VLImageProcess
 const llava = towerAndDecoder(parseLlavaConfig, (dir, c) => llavaImageProcessor(dir, c.modelType), LlavaModel);
 const gemma3 = towerAndDecoder(parseGemma3Config, gemma3ImageProcessor, Gemma3Model);
 const mllama = towerAndDecoder(parseMllamaConfig, mllamaImageProcessor, MllamaModel);
+const minicpmv = towerAndDecoder(parseMiniCPMVConfig, minicpmvImageProcessor, MiniCPMVModel);
 
 /** architectures[0] of config.json -> the family that builds it. */
 const REGISTRY: Record<string, Family> = {
@@ -77,6 +81,7 @@ const REGISTRY: Record<string, Family> = {
   LlavaOnevisionForConditionalGeneration: llava,
   Gemma3ForConditionalGeneration: gemma3,
   MllamaForConditionalGeneration: mllama,
+  MiniCPMV: minicpmv,
 };
 
 function family(config: ModelConfig): Family {

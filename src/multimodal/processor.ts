@@ -42,6 +42,15 @@ export interface ImageProcessor {
   defaultMaxTokens?: number;
   /** The token the chat template writes for an image (default: the model's image token). */
   placeholderTokenId?: number;
+  /** The token whose embeddings the image's rows replace, when the tokenizer, not config.json, names it. */
+  imageTokenId?: number;
+  /**
+   * The text that stands for an image in a prompt (e.g. `(<image>./</image>)`): written for each
+   * image of a raw prompt that has none, and, for chat templates that take string content, in
+   * the message in the order of its parts, parts joined by newlines (as the model's own chat
+   * code builds its messages).
+   */
+  imageText?: string;
   /** The ids replacing one image placeholder token in a tokenized prompt (default: numTokens image tokens). */
   placeholderIds?(image: ProcessedImage): number[];
 }

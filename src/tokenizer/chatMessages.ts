@@ -61,6 +61,8 @@ export interface PrepareOptions {
   wrapStringContent?: WrapStrings;
   /** 'string' format only: text standing for one image, put before the message text as vLLM does. */
   imagePlaceholder?: string;
+  /** 'string' format only: images stay where they are among the parts (parts joined by newlines). */
+  imagesInOrder?: boolean;
 }
 
 export type TemplateMessage = Record<string, unknown>;
@@ -137,6 +139,7 @@ export function prepareMessages(messages: readonly ChatMessage[], opts: PrepareO
 
     const parts: Record<string, unknown>[] = [];
     const texts: string[] = [];
+    const inOrder: string[] = [];
     let nImages = 0;
     content.forEach((p, pi) => {
       const pw = `${where}.content[${pi}]`;
@@ -146,9 +149,11 @@ export function prepareMessages(messages: readonly ChatMessage[], opts: PrepareO
         if (typeof part.text !== 'string') bad(`${pw}.text must be a string`, `${pw}.text`);
         parts.push({ type: 'text', text: part.text });
         texts.push(part.text);
+        inOrder.push(part.text);
       } else if (part.type === 'image_url' || part.type === 'image') {
         images.push({ ...imageOf(part, pw), messageIndex: mi, partIndex: pi });
         parts.push({ type: 'image' });
+        inOrder.push(opts.imagePlaceholder ?? '');
         nImages++;
       } else {
         bad(`${pw}.type '${String(part.type)}' is not supported (text, image_url)`, `${pw}.type`);
@@ -161,8 +166,9 @@ export function prepareMessages(messages: readonly ChatMessage[], opts: PrepareO
       if (nImages > 0 && opts.imagePlaceholder === undefined) {
         bad(`${where}: this chat template takes string content and has no image placeholder`, `${where}.content`);
       }
-      // vLLM's string form: one placeholder per image, then the text parts, joined by newlines.
-      msg.content = [...Array<string>(nImages).fill(opts.imagePlaceholder ?? ''), ...texts].join('\n');
+      // vLLM's string form: one placeholder per image, then the text parts, joined by newlines
+      // (or, where the model's own chat code does so, the parts in their order).
+      msg.content = opts.imagesInOrder ? inOrder.join('\n') : [...Array<string>(nImages).fill(opts.imagePlaceholder ?? ''), ...texts].join('\n');
     }
     return msg;
   });

@@ -116,6 +116,8 @@ export interface ChatTemplateOptions {
   contentFormat?: ContentFormat | 'auto';
   /** For 'string' templates: the text that stands for one image (vLLM puts these before the text). */
   imagePlaceholder?: string;
+  /** For 'string' templates: keep images where they are among the parts, parts joined by newlines. */
+  imagesInOrder?: boolean;
   /** bos_token, eos_token, ... for the template; default: read from tokenizer_config.json. */
   specialTokens?: Record<string, string | string[]>;
 }
@@ -157,6 +159,7 @@ export class ChatTemplate {
   private readonly compiled = new Map<string, Compiled>();
   private readonly specialTokens: Record<string, string | string[]>;
   private readonly imagePlaceholder: string | undefined;
+  private readonly imagesInOrder: boolean;
 
   private constructor(found: FoundChatTemplate, opts: ChatTemplateOptions) {
     this.source = found.source;
@@ -164,6 +167,7 @@ export class ChatTemplate {
     this.names = [...found.templates.keys()];
     this.specialTokens = opts.specialTokens ?? {};
     this.imagePlaceholder = opts.imagePlaceholder;
+    this.imagesInOrder = opts.imagesInOrder ?? false;
     if (!found.templates.has('default') && !found.templates.has('tool_use')) {
       throw new ModelLoadError(`${found.path ?? 'chat template'}: several chat templates and none named "default" (${this.names.join(', ')})`);
     }
@@ -224,7 +228,7 @@ export class ChatTemplate {
     vars.add_generation_prompt = addGen;
 
     const run = (wrap: WrapStrings) => {
-      const prep = prepareMessages(messages, { format: c.format, wrapStringContent: wrap, imagePlaceholder: this.imagePlaceholder });
+      const prep = prepareMessages(messages, { format: c.format, wrapStringContent: wrap, imagePlaceholder: this.imagePlaceholder, imagesInOrder: this.imagesInOrder });
       return { prep, prompt: c.template.render({ ...vars, messages: prep.messages }) };
     };
     // @huggingface/jinja throws where Python would iterate a string's characters (templates that

@@ -38,8 +38,9 @@ export function parseMiniCPMVConfig(raw: Json, architecture: string): MiniCPMVCo
     ropeScaling: parseRopeScaling(raw.rope_scaling, 'rope_scaling.'),
   };
   const v: Json = raw.vision_config ?? {};
+  // NaViT SigLIP (its config's model_type is "siglip"): SiglipVisionConfig's LayerNorm eps and
+  // tanh GELU, MiniCPM-V 2.6's sizes by default.
   const vision = parseClipVisionConfig({
-    model_type: 'siglip_vision_model',
     hidden_size: 1152,
     intermediate_size: 4304,
     num_hidden_layers: 27,
@@ -47,6 +48,7 @@ export function parseMiniCPMVConfig(raw: Json, architecture: string): MiniCPMVCo
     image_size: 980,
     patch_size: 14,
     ...v,
+    model_type: 'siglip_vision_model',
   });
   const eos = raw.eos_token_id ?? 151645;
   return {

@@ -11,7 +11,7 @@ import { MINICPMV_VISION, buildMiniCPMVVisionGraph } from './vision.js';
  * MiniCPM-V 2.6: an image is a source picture and its slices, each of its own size in patches,
  * encoded by a NaViT SigLIP and pooled by the resampler into query_num embeddings, which replace
  * the `<unk>` tokens of its placeholder in a Qwen2 decoder's prompt.
- * `grid`: [pieces, h0, w0, h1, w1, ...], each piece's size in patches.
+ * `grid`: [pieces, cols, rows, h0, w0, h1, w1, ...], the slice grid and each piece's size in patches.
  */
 export class MiniCPMVModel extends TowerDecoderModel<MiniCPMVConfig> {
   static graphs(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}): TowerDecoderGraphs {
@@ -39,8 +39,8 @@ export class MiniCPMVModel extends TowerDecoderModel<MiniCPMVConfig> {
       const n = img.grid[0]!;
       let off = 0;
       for (let k = 0; k < n; k++) {
-        const h = img.grid[1 + 2 * k]!;
-        const w = img.grid[2 + 2 * k]!;
+        const h = img.grid[3 + 2 * k]!;
+        const w = img.grid[4 + 2 * k]!;
         const len = 3 * p * h * w * p;
         pieces.push({ h, w, data: img.pixelValues.subarray(off, off + len) });
         off += len;

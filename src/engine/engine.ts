@@ -55,6 +55,8 @@ export interface GenerateInput {
   /** Per-request pixel budget for image resizing. */
   pixelBudget?: PixelBudget;
   chatTemplateKwargs?: Record<string, unknown>;
+  /** Settings of the model's image processor for this request (vLLM's mm_processor_kwargs). */
+  processorKwargs?: Record<string, unknown>;
   /** Leave the last (assistant) message open and continue it, instead of starting a new turn. */
   continueFinalMessage?: boolean;
   signal?: AbortSignal;
@@ -262,15 +264,26 @@ export class Engine {
     return { ...DEFAULT_SAMPLING, ...defaults, ...clean };
   }
 
+  /** A request's image-processor settings, checked against those the model's processor takes. */
+  private processorKwargs(given: Record<string, unknown> | undefined): Record<string, unknown> {
+    const accepted = this.processor.kwargs ?? [];
+    for (const k of Object.keys(given ?? {})) {
+      if (!accepted.includes(k)) {
+        throw new InvalidRequestError(`mm_processor_kwargs.${k} is not a setting of this model's image processor${accepted.length ? ` (it takes ${accepted.join(', ')})` : ' (it takes none)'}`, 'mm_processor_kwargs');
+      }
+    }
+    return given ?? {};
+  }
+
   /** The token the template writes for an image. */
   private get placeholderId(): number {
     return this.processor.placeholderTokenId ?? this.config.imageTokenId;
   }
 
   /** The prompt's ids with each image's placeholder replaced by the image's tokens, as the family lays them out. */
-  private writeImages(ids: number[], prompt: string | null, encodeText: ((text: string) => number[]) | null, processed: ProcessedImage[]): number[] {
+  private writeImages(ids: number[], prompt: string | null, encodeText: ((text: string) => number[]) | null, processed: ProcessedImage[], kwargs: Record<string, unknown>): number[] {
     const p = this.processor;
-    if (p.expandText && prompt !== null && encodeText) return encodeText(p.expandText(prompt, processed));
+    if (p.expandText && prompt !== null && encodeText) return encodeText(p.expandText(prompt, processed, kwargs));
     if (p.expandText && !p.placeholderIds && processed.length > 0) {
       throw new InvalidRequestError("this model's processor writes images into the prompt text: give the prompt as text, not token ids", 'input_ids');
     }
@@ -323,8 +336,9 @@ export class Engine {
       throw new InvalidRequestError(`${field}: token id ${bad} is outside the vocabulary (0..${vocab - 1})`, field);
     }
     const loaded = await loadImages(sources, this.imageLimits, this.decoded, input.signal);
-    const processed = loaded.map((l, i) => this.processor.process(l.image, this.budgetFor(details[i], input.pixelBudget), this.takePixels));
-    ids = this.writeImages(ids, prompt, encodeText, processed);
+    const kwargs = this.processorKwargs(input.processorKwargs);
+    const processed = loaded.map((l, i) => this.processor.process(l.image, this.budgetFor(details[i], input.pixelBudget), this.takePixels, kwargs));
+    ids = this.writeImages(ids, prompt, encodeText, processed, kwargs);
     const ranges = locateImages(ids, this.processor.imageTokenId ?? this.config.imageTokenId, processed.map((p) => p.numTokens));
     const images: ImageForEngine[] = processed.map((p, i) => ({
       pixelValues: p.pixelValues,

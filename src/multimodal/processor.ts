@@ -34,10 +34,15 @@ export interface ProcessedImage {
  * `placeholderIds` for prompts that come as token ids.
  */
 export interface ImageProcessor {
-  /** `alloc` gives the pixel-values array (e.g. from a PixelBufferPool); its old contents do not matter. */
-  process(img: RgbImage, budget?: PixelBudget, alloc?: (length: number) => Float32Array): ProcessedImage;
+  /**
+   * `alloc` gives the pixel-values array (e.g. from a PixelBufferPool); its old contents do not
+   * matter. `kwargs`: the request's settings for the processor (names in `kwargs`), checked by the caller.
+   */
+  process(img: RgbImage, budget?: PixelBudget, alloc?: (length: number) => Float32Array, kwargs?: Record<string, unknown>): ProcessedImage;
   /** The rendered prompt with each image's marker replaced by the image's full text, before tokenizing. */
-  expandText?(prompt: string, images: readonly ProcessedImage[]): string;
+  expandText?(prompt: string, images: readonly ProcessedImage[], kwargs?: Record<string, unknown>): string;
+  /** The request settings (mm_processor_kwargs) the processor takes. */
+  kwargs?: readonly string[];
   /** Tokens an image may take when the user sets no cap (absent: the processor's own sizes). */
   defaultMaxTokens?: number;
   /** The token the chat template writes for an image (default: the model's image token). */

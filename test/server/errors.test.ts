@@ -64,6 +64,7 @@ describe('wrong types and values name the field', () => {
     ['stream "yes"', { ...chatBody(['hi']), stream: 'yes' }, 'stream', ['stream']],
     ['image_url.url empty', { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: '' } }] }] }, 'messages[0].content[0].image_url.url', ['messages[0].content[0].image_url.url', 'empty']],
     ['top_logprobs 30', { ...chatBody(['hi']), logprobs: true, top_logprobs: 30 }, 'top_logprobs', ['top_logprobs']],
+    ['mm_processor_kwargs the processor does not take', { ...chatBody(['hi']), mm_processor_kwargs: { max_slice_nums: 4 } }, 'mm_processor_kwargs', ['mm_processor_kwargs.max_slice_nums', 'takes none']],
   ];
   for (const [name, body, param, fragments] of cases) {
     test(`${name} -> 400 naming ${param}`, async () => {

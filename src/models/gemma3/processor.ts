@@ -29,9 +29,12 @@ export function gemma3ImageProcessor(modelDir: string, config: ModelConfig, toke
   };
   return {
     placeholderTokenId: c.boiTokenId,
-    process(img, _budget, alloc) {
+    kwargs: ['do_pan_and_scan'],
+    process(img, _budget, alloc, kwargs = {}) {
+      const pas = kwargs.do_pan_and_scan;
+      if (pas !== undefined && typeof pas !== 'boolean') throw new InvalidRequestError('mm_processor_kwargs.do_pan_and_scan must be a boolean', 'mm_processor_kwargs');
       // Every piece is resized to the tower's square: the token budget does not apply.
-      const r = preprocessGemma3(img, cfg, { alloc, doPanAndScan: opts.panAndScan });
+      const r = preprocessGemma3(img, cfg, { alloc, doPanAndScan: pas ?? opts.panAndScan });
       return { pixelValues: r.pixelValues, grid: [r.pieces], numTokens: r.pieces * c.mmTokensPerImage };
     },
     expandText(prompt, images) {

@@ -34,6 +34,8 @@ export const chatRequestSchema = z
     logprobs: z.boolean().nullish(),
     top_logprobs: z.number().int().min(0).max(20).nullish(),
     chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
+    /** vLLM's name: settings of the model's image processor for this request (e.g. MiniCPM-V's max_slice_nums). */
+    mm_processor_kwargs: z.record(z.string(), z.unknown()).nullish(),
     continue_final_message: z.boolean().nullish(),
   })
   .loose();

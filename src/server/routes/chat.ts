@@ -25,6 +25,7 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
       messages,
       sampling: toSampling(body, topN),
       chatTemplateKwargs: body.chat_template_kwargs ?? undefined,
+      processorKwargs: body.mm_processor_kwargs ?? undefined,
       continueFinalMessage: body.continue_final_message ?? undefined,
       signal: run.signal,
     });

@@ -69,3 +69,18 @@ test('Llama 3.2 Vision answers about one and two images with --chat-template lla
     assert.equal(r.tokenIds.length, 3);
   }
 });
+
+test("SGLang's minicpmv renders as SGLang's conversation template does, and a MiniCPM-V model answers with it", async () => {
+  assert.equal(render('minicpmv', one), '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n(<image>./</image>)\nWhat is this?<|im_end|>\n<|im_start|>assistant\n');
+  assert.equal(
+    render('minicpmv', history),
+    '<|im_start|>system\nBe terse..<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\nSure.<|im_end|>\n<|im_start|>user\nCompare (<image>./</image>)(<image>./</image>) these.<|im_end|>\n<|im_start|>assistant\n',
+  );
+  const uri = dataUri(await makePng(60, 40));
+  const r = await withEngine(fixturePath('golden/minicpmv/model'), (e) => e.generate({
+    messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: uri } }, { type: 'text', text: 'What is this?' }] }],
+    sampling: { maxNewTokens: 3, temperature: 0, ignoreEos: true },
+  }), { chatTemplate: 'minicpmv' });
+  assert.match(r.prompt!, /^<\|im_start\|>system\nYou are a helpful assistant\.<\|im_end\|>/);
+  assert.equal(r.tokenIds.length, 3);
+});

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { InvalidRequestError, IrisError, ModelLoadError } from '../errors.js';
 import { ModelConfig } from '../models/config.js';
-import { loadImageProcessor, loadModelConfig } from '../models/registry.js';
+import { defaultChatTemplate, loadImageProcessor, loadModelConfig } from '../models/registry.js';
 import { DEFAULT_MEDIA_LIMITS } from '../multimodal/fetchMedia.js';
 import { DecodedImageCache, ImageLimits, loadImages } from '../multimodal/loadImages.js';
 import { PixelBufferPool } from '../multimodal/pixelBufferPool.js';
 import { ImageProcessor, PixelBudget, ProcessedImage } from '../multimodal/processor.js';
-import { ChatTemplate } from '../tokenizer/chatTemplate.js';
+import { ChatTemplate, hasChatTemplate } from '../tokenizer/chatTemplate.js';
 import type { ChatMessage } from '../tokenizer/chatMessages.js';
 import { IncrementalDetokenizer } from '../tokenizer/detokenizer.js';
 import { DownloadProgress, resolveModelPath } from '../hub/index.js';
@@ -160,7 +160,7 @@ export class Engine {
     const config = loadModelConfig(dir);
     const tokenizer = TextTokenizer.load(dir);
     const processor = loadImageProcessor(dir, config, tokenizer, { panAndScan: opts.panAndScan });
-    const chatTemplate = ChatTemplate.load(dir, opts.chatTemplate, processor.imageText ? { imagePlaceholder: processor.imageText, imagesInOrder: true } : {});
+    const chatTemplate = ChatTemplate.load(dir, opts.chatTemplate ?? (hasChatTemplate(dir) ? undefined : defaultChatTemplate(config)), processor.imageText ? { imagePlaceholder: processor.imageText, imagesInOrder: true } : {});
     const generation = readGenerationConfig(dir);
     const imageLimits: ImageLimits = {
       ...DEFAULT_MEDIA_LIMITS,
@@ -337,7 +337,7 @@ export class Engine {
     }
     const loaded = await loadImages(sources, this.imageLimits, this.decoded, input.signal);
     const kwargs = this.processorKwargs(input.processorKwargs);
-    const processed = loaded.map((l, i) => this.processor.process(l.image, this.budgetFor(details[i], input.pixelBudget), this.takePixels, kwargs));
+    const processed = loaded.map((l, i) => this.processor.process(l.image, this.budgetFor(details[i], input.pixelBudget), this.takePixels, kwargs, { images: loaded.length }));
     ids = this.writeImages(ids, prompt, encodeText, processed, kwargs);
     const ranges = locateImages(ids, this.processor.imageTokenId ?? this.config.imageTokenId, processed.map((p) => p.numTokens));
     const images: ImageForEngine[] = processed.map((p, i) => ({

@@ -32,6 +32,24 @@ export interface TextConfig {
   embedRows?: number;
   /** Layers that attend to the images' states instead of the past (Llama 3.2 Vision's gated cross-attention). */
   crossAttentionLayers?: number[];
+  /** Mixture-of-experts MLPs (DeepSeek-V2): which layers, the experts and how tokens are routed. */
+  moe?: MoeConfig;
+}
+
+/** DeepseekV2's MoE: routed experts (top-k of a gate), optional shared experts. */
+export interface MoeConfig {
+  /** Layers before this one keep the dense MLP; then every `layerFreq`-th layer is MoE. */
+  firstDense: number;
+  layerFreq: number;
+  experts: number;
+  topK: number;
+  /** Width of one expert (and, times `shared`, of the shared experts). */
+  intermediateSize: number;
+  shared: number;
+  scoring: 'softmax' | 'sigmoid';
+  /** Renormalise the chosen experts' weights to sum to 1 (before the scaling factor). */
+  normTopK: boolean;
+  scalingFactor: number;
 }
 
 /** config.json's rope_scaling for 1-D RoPE: linear position interpolation, or Llama 3.1's frequency bands. */

@@ -2,7 +2,7 @@ import { GraphBuilder } from '../runtime/onnx/graph.js';
 import { DataType } from '../runtime/onnx/model.js';
 import { WeightStore } from '../runtime/weightStore.js';
 import { SessionQuant, SessionWeights } from '../runtime/sessionWeights.js';
-import { TextConfig } from './config.js';
+import { MoeConfig, TextConfig } from './config.js';
 import { LayerCtx, fusedLinear, gatedMlp, gemmaRmsNorm, linear, pagedAttention, rmsNorm, rotaryPerToken } from './layers.js';
 
 export const TEXT_INPUTS = {
@@ -127,7 +127,8 @@ export function buildDecoderGraph(store: WeightStore, cfg: TextConfig, names: De
       const x1 = g.add(x, attnOut);
       if (!gemma) {
         const h2 = norm(x1, `${p}.post_attention_layernorm.weight`, Hd);
-        return g.add(x1, gatedMlp(ctx, h2, `${p}.mlp`, Hd, cfg.intermediateSize, act, false));
+        const moe = cfg.moe && i >= cfg.moe.firstDense && i % cfg.moe.layerFreq === 0 ? cfg.moe : null;
+        return g.add(x1, moe ? moeMlp(ctx, h2, `${p}.mlp`, Hd, moe) : gatedMlp(ctx, h2, `${p}.mlp`, Hd, cfg.intermediateSize, act, false));
       }
       const h2 = norm(x1, `${p}.pre_feedforward_layernorm.weight`, Hd);
       return g.add(x1, norm(gatedMlp(ctx, h2, `${p}.mlp`, Hd, cfg.intermediateSize, act, false), `${p}.post_feedforward_layernorm.weight`, Hd));
@@ -169,4 +170,33 @@ function crossAttentionLayer(
   const x1 = g.add(x, g.mul(o, gate(`${p}.cross_attn_attn_gate`)));
   const m = gatedMlp(ctx, rmsNorm(ctx, x1, `${p}.post_attention_layernorm.weight`, Hd, cfg.rmsNormEps), `${p}.mlp`, Hd, cfg.intermediateSize, 'silu', false);
   return g.add(x1, g.mul(g.mul(m, c.mlpRows), gate(`${p}.cross_attn_mlp_gate`)));
+}
+
+/**
+ * DeepseekV2's MoE MLP over x [B, S, H]: the gate's scores (softmax or sigmoid over the experts),
+ * the top-k experts per token with their scores as weights (renormalised if asked, times the
+ * scaling factor), each token through its k experts (their weights gathered, so only the chosen
+ * experts are read), summed, plus the shared experts.
+ */
+function moeMlp(ctx: LayerCtx, x: string, prefix: string, H: number, m: MoeConfig): string {
+  const { g, w } = ctx;
+  const E = m.experts;
+  const I = m.intermediateSize;
+  const flat = g.reshape(x, [-1, H]);
+  const logits = g.linearNoBias(flat, w.weight(`${prefix}.gate.weight`, [E, H]));
+  const scores = m.scoring === 'softmax' ? g.softmax(logits, -1) : g.sigmoid(logits);
+  const [top, idx] = g.opMulti('TopK', [scores, g.constInt64([m.topK])], { axis: -1, largest: 1, sorted: 1 }, { outputs: 2 }) as [string, string];
+  let weights = top;
+  if (m.normTopK && m.topK > 1) weights = g.div(top, g.add(g.op('ReduceSum', [top, g.constInt64([-1])], { keepdims: 1 }), g.scalarFloat(1e-20)));
+  weights = g.mul(weights, g.scalarFloat(m.scalingFactor));
+  const stacked = (proj: string, shape: [number, number]) => g.reshape(w.concatenated(Array.from({ length: E }, (_, e) => [`${prefix}.experts.${e}.${proj}.weight`, shape] as [string, number[]])), [E, ...shape]);
+  // [T, k, out, in] x [T, 1, in, 1]: each token times its chosen experts' matrices.
+  const apply = (wts: string, y: string) => g.matmul(g.gather(wts, idx, 0), y);
+  const xt = g.reshape(flat, [-1, 1, H, 1]);
+  const hidden = g.mul(g.silu(apply(stacked('gate_proj', [I, H]), xt)), apply(stacked('up_proj', [I, H]), xt));
+  const out = g.reshape(apply(stacked('down_proj', [H, I]), hidden), [0, 0, H]);
+  const routed = g.op('ReduceSum', [g.mul(out, g.reshape(weights, [0, 0, 1])), g.constInt64([1])], { keepdims: 0 });
+  const shared = m.shared > 0 ? gatedMlp(ctx, flat, `${prefix}.shared_experts`, H, I * m.shared, 'silu', false) : null;
+  const y = shared ? g.add(routed, shared) : routed;
+  return g.reshapeDyn(y, g.shape(x));
 }

@@ -8,6 +8,9 @@ import { Json, ModelConfig, readJson } from './config.js';
 import { ModelLoadOptions, VisionLanguageModel } from './model.js';
 import type { ImageProcessor, ImageProcessorOptions } from '../multimodal/processor.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
+import { parseDeepseekVL2Config } from './deepseek_vl2/config.js';
+import { DeepseekVL2Model } from './deepseek_vl2/model.js';
+import { deepseekVL2ImageProcessor } from './deepseek_vl2/processor.js';
 import { parseGemma3Config } from './gemma3/config.js';
 import { Gemma3Model } from './gemma3/model.js';
 import { gemma3ImageProcessor } from './gemma3/processor.js';
@@ -33,6 +36,8 @@ interface Family {
   load(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): Promise<LoadedModel>;
   /** What each decoder layer keeps in the KV cache. */
   kvLayers(config: ModelConfig): KvLayerSpec[];
+  /** The built-in chat template for checkpoints that ship none. */
+  chatTemplate?: string;
   /** Bytes of weights the model would hold with these options, without reading them. */
   residentBytes(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): number;
 }
@@ -53,8 +58,9 @@ interface ModelClass {
 }
 
 /** A family of a vision tower and a decoder whose layers all keep full K and V. */
-function towerAndDecoder(parseConfig: Family['parseConfig'], imageProcessor: Family['imageProcessor'], model: ModelClass): Family {
+function towerAndDecoder(parseConfig: Family['parseConfig'], imageProcessor: Family['imageProcessor'], model: ModelClass, chatTemplate?: string): Family {
   return {
+    chatTemplate,
     parseConfig,
     imageProcessor,
     kvLayers: fullKv,
@@ -71,6 +77,7 @@ const llava = towerAndDecoder(parseLlavaConfig, (dir, c) => llavaImageProcessor(
 const gemma3 = towerAndDecoder(parseGemma3Config, gemma3ImageProcessor, Gemma3Model);
 const mllama = towerAndDecoder(parseMllamaConfig, mllamaImageProcessor, MllamaModel);
 const minicpmv = towerAndDecoder(parseMiniCPMVConfig, minicpmvImageProcessor, MiniCPMVModel);
+const deepseekVl2 = towerAndDecoder(parseDeepseekVL2Config, deepseekVL2ImageProcessor, DeepseekVL2Model, 'deepseek-vl2');
 
 /** architectures[0] of config.json -> the family that builds it. */
 const REGISTRY: Record<string, Family> = {
@@ -82,6 +89,7 @@ const REGISTRY: Record<string, Family> = {
   Gemma3ForConditionalGeneration: gemma3,
   MllamaForConditionalGeneration: mllama,
   MiniCPMV: minicpmv,
+  DeepseekVLV2ForCausalLM: deepseekVl2,
 };
 
 function family(config: ModelConfig): Family {
@@ -102,6 +110,11 @@ export function loadModelConfig(modelDir: string): ModelConfig {
 
 export async function loadModel(modelDir: string | WeightStore, config: ModelConfig, opts: ModelLoadOptions = {}): Promise<LoadedModel> {
   return family(config).load(typeof modelDir === 'string' ? WeightStore.open(modelDir) : modelDir, config, opts);
+}
+
+/** The built-in chat template a family uses when its checkpoints ship none (e.g. DeepSeek-VL2's). */
+export function defaultChatTemplate(config: ModelConfig): string | undefined {
+  return family(config).chatTemplate;
 }
 
 /** The image processor of a checkpoint's family. */

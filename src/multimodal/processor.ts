@@ -38,7 +38,7 @@ export interface ImageProcessor {
    * `alloc` gives the pixel-values array (e.g. from a PixelBufferPool); its old contents do not
    * matter. `kwargs`: the request's settings for the processor (names in `kwargs`), checked by the caller.
    */
-  process(img: RgbImage, budget?: PixelBudget, alloc?: (length: number) => Float32Array, kwargs?: Record<string, unknown>): ProcessedImage;
+  process(img: RgbImage, budget?: PixelBudget, alloc?: (length: number) => Float32Array, kwargs?: Record<string, unknown>, request?: { images: number }): ProcessedImage;
   /** The rendered prompt with each image's marker replaced by the image's full text, before tokenizing. */
   expandText?(prompt: string, images: readonly ProcessedImage[], kwargs?: Record<string, unknown>): string;
   /** The request settings (mm_processor_kwargs) the processor takes. */

@@ -74,6 +74,11 @@ function additionalTemplates(modelDir: string): Map<string, string> {
  * chat_template.json before chat_template.jinja when both exist; released checkpoints ship one.)
  * `override` (e.g. --chat-template) is a file path or the template text itself and wins.
  */
+/** Whether a model folder ships a chat template of its own. */
+export function hasChatTemplate(modelDir: string): boolean {
+  return findChatTemplate(modelDir) !== null;
+}
+
 export function findChatTemplate(modelDir: string, override?: string): FoundChatTemplate | null {
   if (override !== undefined) {
     const builtin = BUILTIN_CHAT_TEMPLATES[override];

@@ -32,6 +32,9 @@ for (const [family, set] of [
   ['minicpmv', 'golden'],
   ['minicpmv', 'golden-extra'],
   ['minicpmv_bf16', 'golden-extra'],
+  ['deepseek_vl2', 'golden'],
+  ['deepseek_vl2', 'golden-extra'],
+  ['deepseek_vl2_bf16', 'golden-extra'],
 ]) {
   // The OneVision references' own float32 noise: two runs of the reference code agree on their
   // logits only within 2.1e-4 (logits up to 37, activations ~100 in the first decoder layer;
@@ -95,6 +98,7 @@ const ONE_IMAGE_CASES = [
   ['gemma3', 'golden'],
   ['mllama', 'golden'],
   ['minicpmv', 'golden'],
+  ['deepseek_vl2', 'golden'],
 ] as const;
 const modelOf = (family: string, set: string) => fixturePath(`${set}/${family}/model`);
 

@@ -7,7 +7,8 @@ import { IrisError } from '../errors.js';
  * layer attends to its sequence's image states, which live with the sequence (width 0).
  */
 export interface KvLayerSpec {
-  kind: 'full' | 'window' | 'cross';
+  /** `latent`: one vector per token (MLA's latent and rope key), kept in the K array; no V. */
+  kind: 'full' | 'window' | 'cross' | 'latent';
   width: number;
   /** `window` layers: tokens each token sees, itself included. */
   window?: number;
@@ -15,7 +16,7 @@ export interface KvLayerSpec {
 
 /** Bytes of KV cache one token takes in the layers that keep every token. */
 export function kvBytesPerToken(layers: KvLayerSpec[]): number {
-  return layers.reduce((a, l) => a + (l.kind === 'full' ? 2 * l.width * 4 : 0), 0);
+  return layers.reduce((a, l) => a + (l.kind === 'full' ? 2 * l.width * 4 : l.kind === 'latent' ? l.width * 4 : 0), 0);
 }
 
 /** Bytes one token takes in the sliding-window layers (while it is in their window). */
@@ -59,9 +60,9 @@ export class KvPagePool {
     readonly pageSize: number,
     readonly windowPages = 0,
   ) {
-    const slots = (l: KvLayerSpec) => (l.kind === 'full' ? numPages : l.kind === 'window' ? windowPages : 0) * pageSize * l.width;
+    const slots = (l: KvLayerSpec) => (l.kind === 'full' || l.kind === 'latent' ? numPages : l.kind === 'window' ? windowPages : 0) * pageSize * l.width;
     this.k = layers.map((l) => new Float32Array(slots(l)));
-    this.v = layers.map((l) => new Float32Array(slots(l)));
+    this.v = layers.map((l) => new Float32Array(l.kind === 'latent' ? 0 : slots(l)));
     for (let p = numPages - 1; p >= 1; p--) this.free.push(p);
     for (let p = windowPages - 1; p >= 1; p--) this.freeWindow.push(p);
     this.ringSize = ringPages(layers, pageSize);
@@ -114,11 +115,11 @@ export class KvPagePool {
   /** Copies the first `len` token slots of page `src` into page `dst` (copy-on-write of a shared page). */
   copyPage(src: number, dst: number, len: number): void {
     this.layers.forEach(({ kind, width: W }, l) => {
-      if (kind !== 'full') return;
+      if (kind !== 'full' && kind !== 'latent') return;
       const a = src * this.pageSize * W;
       const b = dst * this.pageSize * W;
       this.k[l]!.copyWithin(b, a, a + len * W);
-      this.v[l]!.copyWithin(b, a, a + len * W);
+      if (kind === 'full') this.v[l]!.copyWithin(b, a, a + len * W);
     });
   }
 
@@ -150,7 +151,7 @@ export class KvPagePool {
       const slot = page * ps + (pos % ps);
       const src = (srcRow + s) * W;
       kDst.set(kNew.subarray(src, src + W), slot * W);
-      vDst.set(vNew.subarray(src, src + W), slot * W);
+      if (spec.kind !== 'latent') vDst.set(vNew.subarray(src, src + W), slot * W);
     }
   }
 }

@@ -34,6 +34,18 @@ export interface TextConfig {
   crossAttentionLayers?: number[];
   /** Mixture-of-experts MLPs (DeepSeek-V2): which layers, the experts and how tokens are routed. */
   moe?: MoeConfig;
+  /** Multi-head latent attention (DeepSeek-V2) in every layer; the KV cache holds the latent and the rotated rope key. */
+  mla?: MlaConfig;
+}
+
+/** DeepseekV2's MLA sizes. */
+export interface MlaConfig {
+  /** Rank of the query's low-rank projection, or null for a plain q_proj. */
+  qLoraRank: number | null;
+  kvLoraRank: number;
+  ropeDim: number;
+  nopeDim: number;
+  vDim: number;
 }
 
 /** DeepseekV2's MoE: routed experts (top-k of a gate), optional shared experts. */
@@ -50,12 +62,17 @@ export interface MoeConfig {
   /** Renormalise the chosen experts' weights to sum to 1 (before the scaling factor). */
   normTopK: boolean;
   scalingFactor: number;
+  /** `greedy`: the top-k scores; `noaux_tc`: chosen on scores plus a correction bias, within the best groups (by the sum of their top two). */
+  method: 'greedy' | 'noaux_tc';
+  groups: number;
+  topKGroups: number;
 }
 
 /** config.json's rope_scaling for 1-D RoPE: linear position interpolation, or Llama 3.1's frequency bands. */
 export type RopeScaling =
   | { type: 'linear'; factor: number }
-  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
+  | { type: 'yarn'; factor: number; originalMaxPositions: number; betaFast: number; betaSlow: number; mscale: number; mscaleAllDim: number };
 
 /** Parses rope_scaling (null for none or M-RoPE's section-only entry); other types are refused. */
 export function parseRopeScaling(rs: Json | null | undefined, where: string): RopeScaling | undefined {
@@ -71,8 +88,19 @@ export function parseRopeScaling(rs: Json | null | undefined, where: string): Ro
       originalMaxPositions: num(rs, 'original_max_position_embeddings', where),
     };
   }
+  if (type === 'yarn') {
+    return {
+      type,
+      factor: num(rs, 'factor', where),
+      originalMaxPositions: num(rs, 'original_max_position_embeddings', where),
+      betaFast: num(rs, 'beta_fast', where, 32),
+      betaSlow: num(rs, 'beta_slow', where, 1),
+      mscale: num(rs, 'mscale', where, 1),
+      mscaleAllDim: num(rs, 'mscale_all_dim', where, 0),
+    };
+  }
   if (type === 'default' || type === undefined) return undefined;
-  throw new ModelLoadError(`config.json: ${where}rope_type "${type}" is not supported (linear and llama3 are)`);
+  throw new ModelLoadError(`config.json: ${where}rope_type "${type}" is not supported (linear, llama3 and yarn are)`);
 }
 
 /** What every family's config gives the engine; a family's own config extends it. */

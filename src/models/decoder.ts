@@ -2,7 +2,8 @@ import { GraphBuilder } from '../runtime/onnx/graph.js';
 import { DataType } from '../runtime/onnx/model.js';
 import { WeightStore } from '../runtime/weightStore.js';
 import { SessionQuant, SessionWeights } from '../runtime/sessionWeights.js';
-import { MoeConfig, TextConfig } from './config.js';
+import { MlaConfig, MoeConfig, TextConfig } from './config.js';
+import { rotaryDim, yarnMscale } from './rope.js';
 import { LayerCtx, fusedLinear, gatedMlp, gemmaRmsNorm, linear, pagedAttention, rmsNorm, rotaryPerToken } from './layers.js';
 
 export const TEXT_INPUTS = {
@@ -57,8 +58,9 @@ export function buildDecoderGraph(store: WeightStore, cfg: TextConfig, names: De
   const ids = g.input(I.ids, DataType.INT64, ['batch', 'new']);
   const extra = g.input(I.extraEmbeds, DataType.FLOAT, ['extra', Hd]);
   const select = g.input(I.embedSelect, DataType.INT64, ['tokens']);
-  const cos = g.input(I.cos, DataType.FLOAT, ['tokens', D / 2]);
-  const sin = g.input(I.sin, DataType.FLOAT, ['tokens', D / 2]);
+  const RD = rotaryDim(cfg);
+  const cos = g.input(I.cos, DataType.FLOAT, ['tokens', RD / 2]);
+  const sin = g.input(I.sin, DataType.FLOAT, ['tokens', RD / 2]);
   const blockTable = g.input(I.blockTable, DataType.INT64, ['batch', 'pages']);
   const mask = g.input(I.mask, DataType.FLOAT, ['batch', 1, 1, 'new', 'keys']);
   const lastIndex = g.input(I.lastIndex, DataType.INT64, ['batch']);
@@ -67,8 +69,8 @@ export function buildDecoderGraph(store: WeightStore, cfg: TextConfig, names: De
   const maskWindow = windowed ? g.input(I.maskWindow, DataType.FLOAT, ['batch', 1, 1, 'new', 'window_keys']) : mask;
   const windowTable = windowed ? g.input(I.windowBlockTable, DataType.INT64, ['batch', 'window_pages']) : blockTable;
   const local = cfg.localRopeTheta !== undefined;
-  const cosLocal = local ? g.input(I.cosLocal, DataType.FLOAT, ['tokens', D / 2]) : cos;
-  const sinLocal = local ? g.input(I.sinLocal, DataType.FLOAT, ['tokens', D / 2]) : sin;
+  const cosLocal = local ? g.input(I.cosLocal, DataType.FLOAT, ['tokens', RD / 2]) : cos;
+  const sinLocal = local ? g.input(I.sinLocal, DataType.FLOAT, ['tokens', RD / 2]) : sin;
   const gemma = cfg.gemmaNorms ?? false;
   const norm = (x: string, name: string, dim: number) => (gemma ? gemmaRmsNorm : rmsNorm)(ctx, x, name, dim, cfg.rmsNormEps);
   // q/k RMSNorm over each head's features: [B, S, heads * D] -> per head -> back.
@@ -99,6 +101,18 @@ export function buildDecoderGraph(store: WeightStore, cfg: TextConfig, names: De
       const k = g.input(I.crossK(i), DataType.FLOAT, ['batch', 'cross', KV * D]);
       const v = g.input(I.crossV(i), DataType.FLOAT, ['batch', 'cross', KV * D]);
       x = g.withScope(`layer${i}`, () => crossAttentionLayer(ctx, x, p, cfg, { k, v, ...cross }));
+      continue;
+    }
+    if (cfg.mla) {
+      const mla = cfg.mla;
+      const latent = g.input(I.kCache(i), DataType.FLOAT, ['pool_pages', pageSize, mla.kvLoraRank + mla.ropeDim]);
+      x = g.withScope(`layer${i}`, () => {
+        const h = norm(x, `${p}.input_layernorm.weight`, Hd);
+        const x1 = g.add(x, mlaAttention(ctx, h, `${p}.self_attn`, cfg, mla, { tokenIndex, cos, sin, latent, blockTable, mask, latentOut: I.kNew(i) }));
+        const h2 = norm(x1, `${p}.post_attention_layernorm.weight`, Hd);
+        const moe = cfg.moe && i >= cfg.moe.firstDense && i % cfg.moe.layerFreq === 0 ? cfg.moe : null;
+        return g.add(x1, moe ? moeMlp(ctx, h2, `${p}.mlp`, Hd, moe) : gatedMlp(ctx, h2, `${p}.mlp`, Hd, cfg.intermediateSize, act, false));
+      });
       continue;
     }
     const sliding = (cfg.layerWindows?.[i] ?? null) !== null;
@@ -185,7 +199,22 @@ function moeMlp(ctx: LayerCtx, x: string, prefix: string, H: number, m: MoeConfi
   const flat = g.reshape(x, [-1, H]);
   const logits = g.linearNoBias(flat, w.weight(`${prefix}.gate.weight`, [E, H]));
   const scores = m.scoring === 'softmax' ? g.softmax(logits, -1) : g.sigmoid(logits);
-  const [top, idx] = g.opMulti('TopK', [scores, g.constInt64([m.topK])], { axis: -1, largest: 1, sorted: 1 }, { outputs: 2 }) as [string, string];
+  const topk = (x: string, k: number) => g.opMulti('TopK', [x, g.constInt64([k])], { axis: -1, largest: 1, sorted: 1 }, { outputs: 2 }) as [string, string];
+  let top: string;
+  let idx: string;
+  if (m.method === 'greedy') [top, idx] = topk(scores, m.topK);
+  else {
+    // noaux_tc: choose on scores + correction bias, only within the topk_group groups whose two best
+    // biased scores sum highest (other experts count 0.0, as the reference masks them); weigh by the unbiased scores.
+    const per = E / m.groups;
+    const biased = g.add(scores, w.weight(`${prefix}.gate.e_score_correction_bias`, [E]));
+    const groupScore = g.op('ReduceSum', [topk(g.reshape(biased, [-1, m.groups, per]), 2)[0], g.constInt64([-1])], { keepdims: 0 });
+    const kept = g.op('ReduceMax', [g.op('OneHot', [topk(groupScore, m.topKGroups)[1], g.constInt64([m.groups], []), g.constFloat([0, 1])], { axis: -1 }), g.constInt64([1])], { keepdims: 0 });
+    const keptExperts = g.reshape(g.mul(g.reshape(kept, [-1, m.groups, 1]), g.constFloat(new Array(per).fill(1), [1, 1, per])), [-1, E]);
+    const choice = g.op('Where', [g.cast(keptExperts, DataType.BOOL), biased, g.scalarFloat(0)]);
+    idx = topk(choice, m.topK)[1];
+    top = g.op('GatherElements', [scores, idx], { axis: 1 });
+  }
   let weights = top;
   if (m.normTopK && m.topK > 1) weights = g.div(top, g.add(g.op('ReduceSum', [top, g.constInt64([-1])], { keepdims: 1 }), g.scalarFloat(1e-20)));
   weights = g.mul(weights, g.scalarFloat(m.scalingFactor));
@@ -199,4 +228,49 @@ function moeMlp(ctx: LayerCtx, x: string, prefix: string, H: number, m: MoeConfi
   const shared = m.shared > 0 ? gatedMlp(ctx, flat, `${prefix}.shared_experts`, H, I * m.shared, 'silu', false) : null;
   const y = shared ? g.add(routed, shared) : routed;
   return g.reshapeDyn(y, g.shape(x));
+}
+
+/**
+ * DeepSeek-V2's multi-head latent attention, in the reference's absorbed form. Per token the
+ * cache holds the normed latent c (kv_lora_rank) and the rotated rope key (one head shared by
+ * all), `latentOut` being the new tokens' [c | k_pe]. Scores = (q_pe . k_pe + (q_nope W_UK) . c)
+ * * scale; the output is (P c) W_UV^T per head, then o_proj. Rope pairs are interleaved (the
+ * checkpoint's order), applied to q_pe and k_pe only.
+ */
+function mlaAttention(
+  ctx: LayerCtx,
+  h: string,
+  a: string,
+  cfg: TextConfig,
+  m: MlaConfig,
+  io: { tokenIndex: string; cos: string; sin: string; latent: string; blockTable: string; mask: string; latentOut: string },
+): string {
+  const { g, w } = ctx;
+  const { hiddenSize: Hd, numHeads: H } = cfg;
+  const { kvLoraRank: r, ropeDim: dr, nopeDim: dn, vDim: dv } = m;
+  const dq = dn + dr;
+  const q = m.qLoraRank
+    ? linear(ctx, rmsNorm(ctx, linear(ctx, h, `${a}.q_a_proj`, Hd, m.qLoraRank, false), `${a}.q_a_layernorm.weight`, m.qLoraRank, 1e-6), `${a}.q_b_proj`, m.qLoraRank, H * dq, false)
+    : linear(ctx, h, `${a}.q_proj`, Hd, H * dq, false);
+  const q4 = g.reshape(q, [0, 0, H, dq]);
+  const qNope = g.transpose(g.slice(q4, [0], [dn], [3]), [0, 2, 1, 3]);
+  const rope = (x: string, heads: number) => g.op('RotaryEmbedding', [x, io.tokenIndex, io.cos, io.sin], { interleaved: 1, num_heads: heads }, { domain: 'com.microsoft' });
+  const qPe = g.transpose(g.reshape(rope(g.reshape(g.slice(q4, [dn], [dq], [3]), [0, 0, H * dr]), H), [0, 0, H, dr]), [0, 2, 1, 3]);
+  const kva = linear(ctx, h, `${a}.kv_a_proj_with_mqa`, Hd, r + dr, false);
+  const c = rmsNorm(ctx, g.slice(kva, [0], [r], [2]), `${a}.kv_a_layernorm.weight`, r, 1e-6);
+  const kPe = rope(g.slice(kva, [r], [r + dr], [2]), 1);
+  const fresh = g.concat([c, kPe], -1);
+  g.output(fresh, io.latentOut, DataType.FLOAT, ['batch', 'new', r + dr]);
+  // Past latents gathered by block table, then the new ones: [B, 1, T, r + dr].
+  const all = g.reshape(g.concat([g.reshape(g.gather(io.latent, io.blockTable, 0), [0, -1, r + dr]), fresh], 1), [0, 1, -1, r + dr]);
+  const cAll = g.slice(all, [0], [r], [3]);
+  const peAll = g.slice(all, [r], [r + dr], [3]);
+  const W = g.reshape(w.weight(`${a}.kv_b_proj.weight`, [H * (dn + dv), r]), [H, dn + dv, r]);
+  const qAbs = g.matmul(qNope, g.slice(W, [0], [dn], [1]));
+  const scores = g.add(g.matmul(qPe, g.transpose(peAll, [0, 1, 3, 2])), g.matmul(qAbs, g.transpose(cAll, [0, 1, 3, 2])));
+  const rs = cfg.ropeScaling;
+  const scale = dq ** -0.5 * (rs?.type === 'yarn' && rs.mscaleAllDim ? yarnMscale(rs.factor, rs.mscaleAllDim) ** 2 : 1);
+  const p = g.softmax(g.add(g.mul(scores, g.scalarFloat(scale)), g.op('Squeeze', [io.mask, g.constInt64([2])])), -1);
+  const out = g.matmul(g.matmul(p, cAll), g.transpose(g.slice(W, [dn], [dn + dv], [1]), [0, 2, 1]));
+  return linear(ctx, g.reshape(g.transpose(out, [0, 2, 1, 3]), [0, 0, H * dv]), `${a}.o_proj`, H * dv, Hd, false);
 }

@@ -46,6 +46,7 @@ interface Family {
 const fullKv = (c: ModelConfig): KvLayerSpec[] =>
   Array.from({ length: c.text.numLayers }, (_, i): KvLayerSpec => {
     if (c.text.crossAttentionLayers?.includes(i)) return { kind: 'cross', width: 0 };
+    if (c.text.mla) return { kind: 'latent', width: c.text.mla.kvLoraRank + c.text.mla.ropeDim };
     const width = c.text.numKvHeads * c.text.headDim;
     const window = c.text.layerWindows?.[i] ?? null;
     return window === null ? { kind: 'full', width } : { kind: 'window', width, window };

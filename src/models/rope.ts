@@ -10,12 +10,41 @@ function baseInvFreq(theta: number, headDim: number): Float32Array {
   return out;
 }
 
-/** Text inv_freq in float32 with the config's rope_scaling (transformers' rope init functions). */
+/** Features each head rotates: the head (most families), or MLA's separate rope part. */
+export function rotaryDim(cfg: TextConfig): number {
+  return cfg.mla?.ropeDim ?? cfg.headDim;
+}
+
+/** yarn's attention factor: 0.1 * m * ln(f) + 1 (1 for f <= 1). */
+export function yarnMscale(factor: number, m: number): number {
+  return factor <= 1 ? 1 : 0.1 * m * Math.log(factor) + 1;
+}
+
+/** Factor on the cos/sin tables (yarn's mscale ratio; 1 otherwise). */
+export function ropeTableScale(cfg: TextConfig): number {
+  const rs = cfg.ropeScaling;
+  return rs?.type === 'yarn' ? Math.fround(yarnMscale(rs.factor, rs.mscale) / yarnMscale(rs.factor, rs.mscaleAllDim)) : 1;
+}
+
+/** Text inv_freq in float32 with the config's rope_scaling (transformers' and DeepSeek-V2's rope init functions). */
 export function textInvFreq(cfg: TextConfig): Float32Array {
-  const f = baseInvFreq(cfg.ropeTheta, cfg.headDim);
+  const dim = rotaryDim(cfg);
+  const f = baseInvFreq(cfg.ropeTheta, dim);
   const rs = cfg.ropeScaling;
   if (!rs) return f;
   const fr = Math.fround;
+  if (rs.type === 'yarn') {
+    // Interpolated (f-times slower) frequencies below the beta_slow band, original ones above beta_fast, a ramp between.
+    const corr = (rot: number) => (dim * Math.log(rs.originalMaxPositions / (rot * 2 * Math.PI))) / (2 * Math.log(cfg.ropeTheta));
+    const low = Math.max(Math.floor(corr(rs.betaFast)), 0);
+    let high = Math.min(Math.ceil(corr(rs.betaSlow)), dim - 1);
+    if (low === high) high += 0.001;
+    return f.map((extra, i) => {
+      const inter = fr(1 / fr(rs.factor * fr(Math.pow(cfg.ropeTheta, fr((2 * i) / dim)))));
+      const mask = fr(1 - Math.min(1, Math.max(0, fr(fr(i - low) / fr(high - low)))));
+      return fr(fr(inter * fr(1 - mask)) + fr(extra * mask));
+    });
+  }
   if (rs.type === 'linear') return f.map((v) => fr(v / rs.factor));
   // Llama 3.1: long wavelengths slowed by `factor`, short ones kept, a smooth blend between.
   const lowWavelen = rs.originalMaxPositions / rs.lowFreqFactor;
@@ -32,7 +61,7 @@ export function textInvFreq(cfg: TextConfig): Float32Array {
 
 /** inv_freq of the sliding-window layers: their own base, unscaled (Gemma 3), or the text one. */
 export function localInvFreq(cfg: TextConfig): Float32Array {
-  return cfg.localRopeTheta === undefined ? textInvFreq(cfg) : baseInvFreq(cfg.localRopeTheta, cfg.headDim);
+  return cfg.localRopeTheta === undefined ? textInvFreq(cfg) : baseInvFreq(cfg.localRopeTheta, rotaryDim(cfg));
 }
 
 /**
@@ -40,7 +69,7 @@ export function localInvFreq(cfg: TextConfig): Float32Array {
  * 2 w), else axis 0 for every frequency (plain 1-D RoPE).
  */
 export function ropeAxes(cfg: TextConfig): Uint8Array {
-  const axes = new Uint8Array(cfg.headDim / 2);
+  const axes = new Uint8Array(rotaryDim(cfg) / 2);
   let j = 0;
   cfg.mropeSection?.forEach((count, axis) => {
     for (let c = 0; c < count; c++) axes[j++] = axis;
@@ -61,14 +90,15 @@ export function writeRopeRows(
   cos: Float32Array,
   sin: Float32Array,
   row: number,
+  scale = 1,
 ): void {
   const half = invFreq.length;
   for (let t = 0; t < count; t++) {
     const base = (row + t) * half;
     for (let j = 0; j < half; j++) {
       const a = Math.fround(pos3(t, axes[j]!) * invFreq[j]!);
-      cos[base + j] = Math.cos(a);
-      sin[base + j] = Math.sin(a);
+      cos[base + j] = scale === 1 ? Math.cos(a) : Math.fround(Math.fround(Math.cos(a)) * scale);
+      sin[base + j] = scale === 1 ? Math.sin(a) : Math.fround(Math.fround(Math.sin(a)) * scale);
     }
   }
 }

@@ -34,6 +34,7 @@ for (const [family, model, a, b, c] of [
   ['mllama', 'golden/mllama/model', 'golden-extra/mllama/cases/two_tiles_tall/image0.png', 'golden-extra/mllama/cases/four_tiles_2x2_downscale/image0.png', 'golden-extra/mllama/cases/one_tile_upscale/image0.png'],
   ['minicpmv', 'golden/minicpmv/model', 'golden-extra/minicpmv/cases/wide_2x1/image0.png', 'golden-extra/minicpmv/cases/tall_1x3/image0.png', 'golden-extra/minicpmv/cases/small_no_slicing/image0.png'],
   ['deepseek_vl2', 'golden/deepseek_vl2/model', 'golden-extra/deepseek_vl2/cases/wide_4x1/image0.png', 'golden-extra/deepseek_vl2/cases/tall_1x3/image0.png', 'golden-extra/deepseek_vl2/cases/small_image_1x1/image0.png'],
+  ['deepseek_vl2_small', 'golden-extra/deepseek_vl2_small/model', 'golden-extra/deepseek_vl2/cases/wide_4x1/image0.png', 'golden-extra/deepseek_vl2/cases/tall_1x3/image0.png', 'golden-extra/deepseek_vl2/cases/small_image_1x1/image0.png'],
   ['gemma3_sliding', 'golden-extra/gemma3_sliding/model', 'golden-extra/gemma3/cases/two_images/image0.png', 'golden-extra/gemma3/cases/two_images/image1.png', 'golden-extra/gemma3/cases/multi_turn/image0.png'],
 ] as const) {
   test(`${family}: concurrent requests get the tokens they get alone; a repeated image hits the prefix cache, another image does not`, async () => {

@@ -35,6 +35,7 @@ for (const [family, set] of [
   ['deepseek_vl2', 'golden'],
   ['deepseek_vl2', 'golden-extra'],
   ['deepseek_vl2_bf16', 'golden-extra'],
+  ['deepseek_vl2_small', 'golden-extra'],
 ]) {
   // The OneVision references' own float32 noise: two runs of the reference code agree on their
   // logits only within 2.1e-4 (logits up to 37, activations ~100 in the first decoder layer;

@@ -1,5 +1,5 @@
 import { ModelLoadError } from '../../errors.js';
-import { Json, ModelConfig, TextConfig, num } from '../config.js';
+import { Json, ModelConfig, TextConfig, num, parseRopeScaling } from '../config.js';
 
 /** DeepSeek-VL2's timm-style SigLIP (`vision_config`). */
 export interface DeepseekVisionConfig {
@@ -35,11 +35,10 @@ export function asDeepseekVL2Config(c: ModelConfig): DeepseekVL2Config {
 export function parseDeepseekVL2Config(raw: Json, architecture: string): DeepseekVL2Config {
   const t: Json = raw.language_config ?? {};
   const w = 'language_config.';
-  if (t.use_mla ?? true) throw new ModelLoadError('config.json: language_config.use_mla: multi-head latent attention (deepseek-vl2-small and the full model) is not supported yet; deepseek-vl2-tiny (use_mla false) is');
   const topkMethod = t.topk_method ?? 'gready';
-  if (t.n_routed_experts && topkMethod !== 'greedy' && topkMethod !== 'gready') throw new ModelLoadError(`config.json: ${w}topk_method "${topkMethod}" is not supported yet (greedy is)`);
-  if (t.rope_scaling) throw new ModelLoadError(`config.json: ${w}rope_scaling is not supported for this architecture yet`);
+  if (t.n_routed_experts && !['greedy', 'gready', 'noaux_tc'].includes(topkMethod)) throw new ModelLoadError(`config.json: ${w}topk_method "${topkMethod}" is not supported (greedy and noaux_tc are)`);
   if (t.attention_bias) throw new ModelLoadError(`config.json: ${w}attention_bias true is not supported`);
+  const useMla = Boolean(t.use_mla ?? true);
   const hiddenSize = num(t, 'hidden_size', w, 2048);
   const numHeads = num(t, 'num_attention_heads', w, 16);
   const text: TextConfig = {
@@ -54,6 +53,16 @@ export function parseDeepseekVL2Config(raw: Json, architecture: string): Deepsee
     ropeTheta: num(t, 'rope_theta', w, 10000),
     tieWordEmbeddings: Boolean(t.tie_word_embeddings ?? false),
     maxPositionEmbeddings: num(t, 'max_position_embeddings', w, 4096),
+    ropeScaling: parseRopeScaling(t.rope_scaling, `${w}rope_scaling.`),
+    mla: useMla
+      ? {
+          qLoraRank: t.q_lora_rank ?? null,
+          kvLoraRank: num(t, 'kv_lora_rank', w),
+          ropeDim: num(t, 'qk_rope_head_dim', w),
+          nopeDim: num(t, 'qk_nope_head_dim', w),
+          vDim: num(t, 'v_head_dim', w),
+        }
+      : undefined,
     moe: t.n_routed_experts
       ? {
           firstDense: num(t, 'first_k_dense_replace', w, 0),
@@ -65,6 +74,9 @@ export function parseDeepseekVL2Config(raw: Json, architecture: string): Deepsee
           scoring: (t.scoring_func ?? 'softmax') === 'sigmoid' ? 'sigmoid' : 'softmax',
           normTopK: Boolean(t.norm_topk_prob ?? false),
           scalingFactor: num(t, 'routed_scaling_factor', w, 1),
+          method: topkMethod === 'noaux_tc' ? 'noaux_tc' : 'greedy',
+          groups: num(t, 'n_group', w, 1),
+          topKGroups: num(t, 'topk_group', w, 1),
         }
       : undefined,
   };

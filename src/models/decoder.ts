@@ -189,8 +189,8 @@ function crossAttentionLayer(
 /**
  * DeepseekV2's MoE MLP over x [B, S, H]: the gate's scores (softmax or sigmoid over the experts),
  * the top-k experts per token with their scores as weights (renormalised if asked, times the
- * scaling factor), each token through its k experts (their weights gathered, so only the chosen
- * experts are read), summed, plus the shared experts.
+ * scaling factor), the tokens grouped by expert through the chosen experts, weighed and summed,
+ * plus the shared experts.
  */
 function moeMlp(ctx: LayerCtx, x: string, prefix: string, H: number, m: MoeConfig): string {
   const { g, w } = ctx;
@@ -218,13 +218,15 @@ function moeMlp(ctx: LayerCtx, x: string, prefix: string, H: number, m: MoeConfi
   let weights = top;
   if (m.normTopK && m.topK > 1) weights = g.div(top, g.add(g.op('ReduceSum', [top, g.constInt64([-1])], { keepdims: 1 }), g.scalarFloat(1e-20)));
   weights = g.mul(weights, g.scalarFloat(m.scalingFactor));
+  // ONNX Runtime's MoE runs each chosen expert once over the tokens routed to it (only active
+  // experts are read). It weighs by a softmax of its router input: given log(w) on the chosen
+  // experts and -1e30 elsewhere, that is w / sum(w), so the sum is multiplied back after.
+  const routerLogits = g.op('ScatterElements', [g.op('Expand', [g.scalarFloat(-1e30), g.shape(logits)]), idx, g.op('Log', [weights])], { axis: 1 });
   const stacked = (proj: string, shape: [number, number]) => g.reshape(w.concatenated(Array.from({ length: E }, (_, e) => [`${prefix}.experts.${e}.${proj}.weight`, shape] as [string, number[]])), [E, ...shape]);
-  // [T, k, out, in] x [T, 1, in, 1]: each token times its chosen experts' matrices.
-  const apply = (wts: string, y: string) => g.matmul(g.gather(wts, idx, 0), y);
-  const xt = g.reshape(flat, [-1, 1, H, 1]);
-  const hidden = g.mul(g.silu(apply(stacked('gate_proj', [I, H]), xt)), apply(stacked('up_proj', [I, H]), xt));
-  const out = g.reshape(apply(stacked('down_proj', [H, I]), hidden), [0, 0, H]);
-  const routed = g.op('ReduceSum', [g.mul(out, g.reshape(weights, [0, 0, 1])), g.constInt64([1])], { keepdims: 0 });
+  // fc1 rows interleave each expert's gate and up rows (gate first), as the SwiGLU kernel reads them.
+  const fc1 = g.reshape(g.concat([g.reshape(stacked('gate_proj', [I, H]), [E, I, 1, H]), g.reshape(stacked('up_proj', [I, H]), [E, I, 1, H])], 2), [E, 2 * I, H]);
+  const mixed = g.op('MoE', [flat, routerLogits, fc1, '', stacked('down_proj', [H, I])], { activation_type: 'swiglu', swiglu_fusion: 1, k: m.topK, normalize_routing_weights: 0 }, { domain: 'com.microsoft' });
+  const routed = g.mul(mixed, g.op('ReduceSum', [weights, g.constInt64([-1])], { keepdims: 1 }));
   const shared = m.shared > 0 ? gatedMlp(ctx, flat, `${prefix}.shared_experts`, H, I * m.shared, 'silu', false) : null;
   const y = shared ? g.add(routed, shared) : routed;
   return g.reshapeDyn(y, g.shape(x));

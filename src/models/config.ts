@@ -118,6 +118,12 @@ export interface ModelConfig {
 
 export type Json = Record<string, any>;
 
+/** A family's own config from the engine's generic one, told apart by a field only that family has. */
+export function familyConfig<T extends ModelConfig>(c: ModelConfig, field: Exclude<keyof T, keyof ModelConfig> & string, family: string): T {
+  if (!(field in c)) throw new ModelLoadError(`${c.architecture} is not a ${family} model`);
+  return c as T;
+}
+
 export function num(obj: Json, key: string, where: string, fallback?: number): number {
   const v = obj[key];
   if (typeof v === 'number') return v;

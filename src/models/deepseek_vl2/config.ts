@@ -1,5 +1,5 @@
 import { ModelLoadError } from '../../errors.js';
-import { Json, ModelConfig, TextConfig, num, parseRopeScaling } from '../config.js';
+import { Json, ModelConfig, TextConfig, num, parseRopeScaling, familyConfig } from '../config.js';
 
 /** DeepSeek-VL2's timm-style SigLIP (`vision_config`). */
 export interface DeepseekVisionConfig {
@@ -27,8 +27,7 @@ export interface DeepseekVL2Config extends ModelConfig {
 }
 
 export function asDeepseekVL2Config(c: ModelConfig): DeepseekVL2Config {
-  if (!('projector' in c)) throw new ModelLoadError(`${c.architecture} is not a DeepSeek-VL2 model`);
-  return c as DeepseekVL2Config;
+  return familyConfig<DeepseekVL2Config>(c, 'projector', 'DeepSeek-VL2');
 }
 
 /** DeepseekV2Config's defaults where language_config leaves a field out; the image token comes from the tokenizer. */

@@ -1,6 +1,6 @@
 import { ModelLoadError } from '../../errors.js';
 import { ClipVisionConfig, parseClipVisionConfig } from '../clipTower.js';
-import { Json, ModelConfig, TextConfig, num, parseRopeScaling } from '../config.js';
+import { Json, ModelConfig, TextConfig, num, parseRopeScaling, familyConfig } from '../config.js';
 
 /**
  * A Gemma 3 config.json (`Gemma3ForConditionalGeneration`): a SigLIP tower, the pooling
@@ -15,8 +15,7 @@ export interface Gemma3Config extends ModelConfig {
 }
 
 export function asGemma3Config(c: ModelConfig): Gemma3Config {
-  if (!('mmTokensPerImage' in c)) throw new ModelLoadError(`${c.architecture} is not a Gemma 3 model`);
-  return c as Gemma3Config;
+  return familyConfig<Gemma3Config>(c, 'mmTokensPerImage', 'Gemma 3');
 }
 
 /** Gemma3TextConfig's defaults where config.json leaves a field out. */

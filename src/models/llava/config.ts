@@ -1,5 +1,5 @@
 import { ModelLoadError } from '../../errors.js';
-import { Json, ModelConfig, TextConfig, num, parseRopeScaling } from '../config.js';
+import { Json, ModelConfig, TextConfig, num, parseRopeScaling, familyConfig } from '../config.js';
 import { ClipVisionConfig, parseClipVisionConfig } from '../clipTower.js';
 
 /**
@@ -21,8 +21,7 @@ export interface LlavaConfig extends ModelConfig {
 }
 
 export function asLlavaConfig(c: ModelConfig): LlavaConfig {
-  if (!('visionFeatureLayer' in c)) throw new ModelLoadError(`${c.architecture} is not a LLaVA model`);
-  return c as LlavaConfig;
+  return familyConfig<LlavaConfig>(c, 'visionFeatureLayer', 'LLaVA');
 }
 
 export function parseLlavaConfig(raw: Json, architecture: string): LlavaConfig {

@@ -1,6 +1,6 @@
 import { ModelLoadError } from '../../errors.js';
 import { ClipVisionConfig, parseClipVisionConfig } from '../clipTower.js';
-import { Json, ModelConfig, TextConfig, num, parseRopeScaling } from '../config.js';
+import { Json, ModelConfig, TextConfig, num, parseRopeScaling, familyConfig } from '../config.js';
 
 /**
  * A MiniCPM-V 2.6 config.json (`MiniCPMV`, model_type `minicpmv`): a Qwen2 decoder at the top
@@ -13,8 +13,7 @@ export interface MiniCPMVConfig extends ModelConfig {
 }
 
 export function asMiniCPMVConfig(c: ModelConfig): MiniCPMVConfig {
-  if (!('queryNum' in c)) throw new ModelLoadError(`${c.architecture} is not a MiniCPM-V model`);
-  return c as MiniCPMVConfig;
+  return familyConfig<MiniCPMVConfig>(c, 'queryNum', 'MiniCPM-V');
 }
 
 /** MiniCPMVConfig (a Qwen2Config) with its defaults; the image token is `<unk>`, found in the tokenizer. */

@@ -1,5 +1,5 @@
 import { ModelLoadError } from '../../errors.js';
-import { Json, ModelConfig, TextConfig, num, parseRopeScaling } from '../config.js';
+import { Json, ModelConfig, TextConfig, num, parseRopeScaling, familyConfig } from '../config.js';
 
 /** MllamaVisionConfig: tiles of image_size, local then gated global layers. */
 export interface MllamaVisionConfig {
@@ -26,8 +26,7 @@ export interface MllamaConfig extends ModelConfig {
 }
 
 export function asMllamaConfig(c: ModelConfig): MllamaConfig {
-  if (!('crossLayers' in c)) throw new ModelLoadError(`${c.architecture} is not a Llama 3.2 Vision model`);
-  return c as MllamaConfig;
+  return familyConfig<MllamaConfig>(c, 'crossLayers', 'Llama 3.2 Vision');
 }
 
 /** MllamaConfig's defaults where config.json leaves a field out. */

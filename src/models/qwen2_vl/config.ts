@@ -1,5 +1,5 @@
 import { ModelLoadError } from '../../errors.js';
-import { Json, ModelConfig, TextConfig, num } from '../config.js';
+import { Json, ModelConfig, TextConfig, num, familyConfig } from '../config.js';
 
 export interface VisionConfig {
   kind: 'qwen2_vl' | 'qwen2_5_vl';
@@ -27,8 +27,7 @@ export interface Qwen2VLConfig extends ModelConfig {
 }
 
 export function asQwen2VLConfig(c: ModelConfig): Qwen2VLConfig {
-  if (!('vision' in c) || !('visionStartTokenId' in c)) throw new ModelLoadError(`${c.architecture} is not a Qwen2-VL family model`);
-  return c as Qwen2VLConfig;
+  return familyConfig<Qwen2VLConfig>(c, 'visionStartTokenId', 'Qwen2-VL family');
 }
 
 

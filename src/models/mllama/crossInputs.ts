@@ -48,8 +48,11 @@ export function mllamaCrossFeeds(cfg: MllamaConfig) {
       acc += c;
     }
     const N = Math.max(1, packed ? acc : Math.max(...cols));
-    const k = layers.map(() => new Float32Array(B * N * KVD));
-    const v = layers.map(() => new Float32Array(B * N * KVD));
+    // One sequence with one image (the common case): its K/V are fed where they are, not copied.
+    const only = B === 1 && seqs.length === 1 && seqs[0]!.imageStates?.length === 1 ? seqs[0]!.imageStates[0]!.state : null;
+    const view = (c: number, kv: 0 | 1) => only!.subarray((c * 2 + kv) * TP * KVD, (c * 2 + kv + 1) * TP * KVD);
+    const k = layers.map((_, c) => (only ? view(c, 0) : new Float32Array(B * N * KVD)));
+    const v = layers.map((_, c) => (only ? view(c, 1) : new Float32Array(B * N * KVD)));
     const mask = new Float32Array(B * S * N).fill(MASK_MIN);
     const attnRows = new Float32Array(B * S);
     const mlpRows = new Float32Array(B * S);
@@ -57,7 +60,7 @@ export function mllamaCrossFeeds(cfg: MllamaConfig) {
       const b = packed ? 0 : q;
       const off = offsets[q]!;
       const states = seq.imageStates ?? [];
-      states.forEach(({ state }, i) => {
+      if (!only) states.forEach(({ state }, i) => {
         layers.forEach((_, c) => {
           const base = (b * N + off + i * TP) * KVD;
           k[c]!.set(state.subarray((c * 2) * TP * KVD, (c * 2 + 1) * TP * KVD), base);

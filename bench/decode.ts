@@ -19,18 +19,13 @@
  * and reused while its marker file matches.
  */
 import { asQwen2VLConfig } from '../src/models/qwen2_vl/config.js';
-import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import sharp from 'sharp';
 import { DEFAULT_IMAGE_MAX_TOKENS, Engine } from '../src/engine/engine.js';
-import { QUANT_MODES, QuantMode, memoryFacts, planMemory } from '../src/engine/memoryPlan.js';
-import { residentBytesByMode } from '../src/models/registry.js';
+import { QUANT_MODES, QuantMode } from '../src/engine/memoryPlan.js';
 import { quantPolicies, sessionQuant } from '../src/runtime/quant/policy.js';
-import { nbitsLayout } from '../src/runtime/quant/nbits.js';
 import { loadModelConfig } from '../src/models/registry.js';
 import { qwen2_5_vlVision } from '../src/models/qwen2_vl/qwen2_5VlBlocks.js';
 import { qwen2_vlVision } from '../src/models/qwen2_vl/qwen2VlBlocks.js';
@@ -46,141 +41,37 @@ import { GraphSession } from '../src/runtime/session.js';
 import { WeightStore } from '../src/runtime/weightStore.js';
 import { SessionWeights } from '../src/runtime/sessionWeights.js';
 import { defaultCheckpointDir, ensureCheckpoint } from './checkpoint.js';
+import {
+  BandwidthResult,
+  EngineChildResult,
+  EngineChildSpec,
+  IMAGE_H,
+  IMAGE_W,
+  REDUCE_ROWS,
+  StepBytes,
+  THREADS,
+  autoPlan,
+  cpuFlags,
+  decodeFigures,
+  gb,
+  isError,
+  log,
+  makeJpeg,
+  median,
+  now,
+  ok,
+  peakRssBytes,
+  pct,
+  printRows,
+  quantCached,
+  ratio,
+  reduceSumSession,
+  runChild,
+  runChildSafe,
+  stepBytes,
+} from './shared.js';
 
-const THREADS = 2;
-const GiB = 1 << 30;
 const SELF = fileURLToPath(import.meta.url);
-const IMAGE_W = 1280;
-const IMAGE_H = 960;
-
-const now = () => performance.now();
-const peakRssBytes = () => process.resourceUsage().maxRSS * 1024;
-const gb = (b: number) => b / 1e9;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
-function log(msg: string): void {
-  process.stderr.write(`[bench] ${msg}\n`);
-}
-
-// ---- memory bandwidth (child process) -----------------------------------------------
-
-interface BandwidthResult {
-  jsOneThreadGBs: number;
-  jsTwoThreadsGBs: number;
-  ortReduceSumGBs: number;
-  ortMatVecGBs: number;
-  bestGBs: number;
-  runs: number;
-}
-
-/** Sums a Float32Array range with four accumulators (the loop V8 runs fastest). */
-function sumRange(a: Float32Array, start: number, end: number): number {
-  let x0 = 0, x1 = 0, x2 = 0, x3 = 0;
-  let i = start;
-  for (; i + 3 < end; i += 4) {
-    x0 += a[i]!; x1 += a[i + 1]!; x2 += a[i + 2]!; x3 += a[i + 3]!;
-  }
-  for (; i < end; i++) x0 += a[i]!;
-  return x0 + x1 + x2 + x3;
-}
-
-const SUM_WORKER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const a = new Float32Array(workerData.sab);
-${sumRange.toString()}
-parentPort.on('message', () => parentPort.postMessage(sumRange(a, workerData.start, workerData.end)));
-parentPort.postMessage('ready');
-`;
-
-const REDUCE_ROWS = 1024;
-
-/** ORT ReduceSum over [REDUCE_ROWS, cols] along the columns: one partial sum per row, rows split over threads. */
-async function reduceSumSession(cols: number): Promise<GraphSession> {
-  const g = new GraphBuilder('reduce');
-  const x = g.input('x', DataType.FLOAT, [REDUCE_ROWS, cols]);
-  g.output(g.op('ReduceSum', [x, g.constInt64([1])], { keepdims: 0 }), 'y', DataType.FLOAT, [REDUCE_ROWS]);
-  return GraphSession.create(g, null, { intraOpThreads: THREADS });
-}
-
-/**
- * Bandwidth probes over 1 GiB. `quick` runs only the two ORT probes (the fastest readers here),
- * 3 times each: the probe taken right before each decode run.
- */
-async function bandwidthChild(quick: boolean): Promise<void> {
-  const RUNS = quick ? 3 : 5;
-  const n = GiB / 4;
-  const sab = new SharedArrayBuffer(GiB);
-  const data = new Float32Array(sab);
-  for (let i = 0; i < n; i++) data[i] = (i & 1023) * 1e-3; // touch every page before timing
-  const best = (xs: number[]) => (xs.length ? Math.max(...xs) : 0);
-
-  const js1: number[] = [];
-  for (let r = 0; r < (quick ? 0 : RUNS); r++) {
-    const t0 = now();
-    sumRange(data, 0, n);
-    js1.push(GiB / ((now() - t0) / 1000) / 1e9);
-  }
-
-  const workers = await Promise.all(
-    Array.from({ length: quick ? 0 : THREADS }, (_, k) =>
-      new Promise<Worker>((resolve) => {
-        const w = new Worker(SUM_WORKER, { eval: true, workerData: { sab, start: (k * n) / THREADS, end: ((k + 1) * n) / THREADS } });
-        w.once('message', () => resolve(w));
-      }),
-    ),
-  );
-  const js2: number[] = [];
-  for (let r = 0; r < (quick ? 0 : RUNS); r++) {
-    const t0 = now();
-    await Promise.all(workers.map((w) => new Promise((resolve) => { w.once('message', resolve); w.postMessage('go'); })));
-    js2.push(GiB / ((now() - t0) / 1000) / 1e9);
-  }
-  await Promise.all(workers.map((w) => w.terminate()));
-
-  const plain = new Float32Array(n);
-  plain.set(data);
-  const rows = REDUCE_ROWS;
-  const cols = n / rows;
-  const reduce = await reduceSumSession(cols);
-  const ortReduce: number[] = [];
-  for (let r = 0; r < RUNS + 1; r++) {
-    const t0 = now();
-    await reduce.run({ x: { data: plain, dims: [rows, cols] } });
-    if (r > 0) ortReduce.push(GiB / ((now() - t0) / 1000) / 1e9);
-  }
-  await reduce.release();
-
-  // ORT mat-vec: y[1, N] = x[1, K] @ W[K, N] with W a 1 GiB float32 input (what decode does per layer).
-  const K = 16384;
-  const N = n / K;
-  const mg = new GraphBuilder('matvec');
-  const mx = mg.input('x', DataType.FLOAT, [1, K]);
-  const mw = mg.input('w', DataType.FLOAT, [K, N]);
-  mg.output(mg.matmul(mx, mw), 'y', DataType.FLOAT, [1, N]);
-  const matvec = await GraphSession.create(mg, null, { intraOpThreads: THREADS });
-  const vec = new Float32Array(K).fill(0.5);
-  const ortMatVec: number[] = [];
-  for (let r = 0; r < RUNS + 1; r++) {
-    const t0 = now();
-    await matvec.run({ x: { data: vec, dims: [1, K] }, w: { data: plain, dims: [K, N] } });
-    if (r > 0) ortMatVec.push(GiB / ((now() - t0) / 1000) / 1e9);
-  }
-  await matvec.release();
-
-  const result: BandwidthResult = {
-    jsOneThreadGBs: best(js1),
-    jsTwoThreadsGBs: best(js2),
-    ortReduceSumGBs: best(ortReduce),
-    ortMatVecGBs: best(ortMatVec),
-    bestGBs: 0,
-    runs: RUNS,
-  };
-  result.bestGBs = Math.max(result.jsOneThreadGBs, result.jsTwoThreadsGBs, result.ortReduceSumGBs, result.ortMatVecGBs);
-  process.stdout.write(JSON.stringify(result) + '\n');
-}
 
 // ---- the decode kernel alone (child process) ---------------------------------------------
 
@@ -291,328 +182,7 @@ async function visionChild(modelDir: string, imagePath: string, runs: number, mo
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
-function runChild<T>(args: string[]): T {
-  const out = execFileSync(process.execPath, [SELF, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
-  return JSON.parse(out.trim().split('\n').pop()!) as T;
-}
-
-// ---- the engine in one quantization mode (child process) ----------------------------------
-
-/** What one engine child loads and measures. */
-interface EngineChildSpec {
-  dir: string;
-  quantization: QuantMode | 'auto';
-  /** KV cache size; undefined: the memory plan's default (as `iris serve` without flags). */
-  maxTotalTokens?: number;
-  /** Engine.load's imageMaxTokens (0: images at full size unless a request says otherwise). */
-  imageMaxTokens?: number;
-  /** Tokens of a text prompt prefilled alone (0: skip). */
-  prefillTokens: number;
-  /** Batch-1 decode runs, each after a bandwidth probe (0: skip). */
-  decode1Runs: number;
-  decode1Tokens: number;
-  /** New tokens of each of 8 concurrent requests (0: skip). */
-  decode8Tokens: number;
-  /** Image prompts timed to their first token; maxTokens: the request's image token budget. */
-  images: Array<{ label: string; path: string; maxTokens?: number }>;
-  /** One chat message with an image and a question, answered end to end. */
-  chat?: { path: string; maxNewTokens: number };
-}
-
-interface ImageTtft {
-  label: string;
-  seconds: number;
-  promptTokens: number;
-  imageTokens: number;
-  peakRssAfter: number;
-}
-
-interface EngineChildResult {
-  requested: QuantMode | 'auto';
-  quantization: QuantMode;
-  memoryPlan: string;
-  loadSeconds: number;
-  workerLoadSeconds: number;
-  weightBytes: number;
-  residentWeightBytes: number;
-  kvTokens: number;
-  rssBeforeLoad: number;
-  /** The process's peak RSS once Engine.load returned (the load's peak). */
-  peakRssAfterLoad: number;
-  /** The process's RSS once Engine.load returned. */
-  rssAfterLoad: number;
-  prefill: { tokens: number; seconds: number[]; tokensPerSecond: number } | null;
-  decode1: Array<{ perToken: number; tokens: number; probeGBs: number; avgContext: number }>;
-  decode8: { streams: number; tokensPerSecond: number; windowSeconds: number; tokensInWindow: number; lastFirstTokenSeconds: number; overallTokensPerSecond: number; overallSeconds: number } | null;
-  peakRssAfterDecode: number;
-  images: ImageTtft[];
-  chat: { ttftSeconds: number; totalSeconds: number; promptTokens: number; completionTokens: number; text: string; finishReason: string } | null;
-  peakRssEnd: number;
-  error?: string;
-}
-
-const IMAGE_PROMPT = '<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Describe this image.<|im_end|>\n<|im_start|>assistant\n';
-
-/** Token ids of a text prompt, different for each `salt` (so the prefix cache never serves it). */
-const textPrompt = (n: number, salt: number) => Array.from({ length: n }, (_, i) => 100 + ((i * 37 + salt * 101 + ((i * salt) % 7)) % 180));
-
-async function engineChild(spec: EngineChildSpec): Promise<void> {
-  const rssBeforeLoad = process.memoryUsage().rss;
-  const t0 = now();
-  const engine = await Engine.load({
-    modelPath: spec.dir,
-    threads: THREADS,
-    quantization: spec.quantization,
-    maxTotalTokens: spec.maxTotalTokens,
-    imageMaxTokens: spec.imageMaxTokens,
-    onNotice: (l) => log(`  ${l}`),
-  });
-  const loadSeconds = (now() - t0) / 1000;
-  const peakRssAfterLoad = peakRssBytes();
-  const rssAfterLoad = process.memoryUsage().rss;
-  log(`  loaded in ${loadSeconds.toFixed(1)} s (${engine.info.quantization}), peak RSS ${gb(peakRssAfterLoad).toFixed(2)} GB, RSS ${gb(rssAfterLoad).toFixed(2)} GB`);
-  const r: EngineChildResult = {
-    requested: spec.quantization,
-    quantization: engine.info.quantization,
-    memoryPlan: engine.info.memoryPlan,
-    loadSeconds,
-    workerLoadSeconds: engine.info.loadSeconds,
-    weightBytes: engine.info.weightBytes,
-    residentWeightBytes: engine.info.residentWeightBytes,
-    kvTokens: engine.info.maxTotalTokens,
-    rssBeforeLoad,
-    peakRssAfterLoad,
-    rssAfterLoad,
-    prefill: null,
-    decode1: [],
-    decode8: null,
-    peakRssAfterDecode: 0,
-    images: [],
-    chat: null,
-    peakRssEnd: 0,
-  };
-  let salt = 1;
-  const greedy = (maxNewTokens: number) => ({ temperature: 0, maxNewTokens, ignoreEos: true });
-  try {
-    if (spec.prefillTokens > 0 || spec.decode1Runs > 0 || spec.decode8Tokens > 0) {
-      await engine.generate({ inputIds: textPrompt(32, salt++), sampling: greedy(4) }); // warm-up
-    }
-    if (spec.prefillTokens > 0) {
-      log(`  prefill of a ${spec.prefillTokens}-token prompt`);
-      const seconds: number[] = [];
-      for (let k = 0; k < 2; k++) {
-        const t1 = now();
-        await engine.generate({ inputIds: textPrompt(spec.prefillTokens, salt++), sampling: greedy(1) });
-        seconds.push((now() - t1) / 1000);
-      }
-      r.prefill = { tokens: spec.prefillTokens, seconds, tokensPerSecond: spec.prefillTokens / Math.min(...seconds) };
-    }
-    for (let k = 0; k < spec.decode1Runs; k++) {
-      const probeGBs = runChild<BandwidthResult>(['--bandwidth-child', 'quick']).bestGBs;
-      log(`  decode batch 1, run ${k + 1} (probe ${probeGBs.toFixed(1)} GB/s)`);
-      const stamps: number[] = [];
-      for await (const c of engine.generateStream({ inputIds: textPrompt(32, salt++), sampling: greedy(spec.decode1Tokens) })) {
-        for (let i = 0; i < c.tokenIds.length; i++) stamps.push(now());
-      }
-      const perToken = (stamps[stamps.length - 1]! - stamps[0]!) / 1000 / (stamps.length - 1);
-      r.decode1.push({ perToken, tokens: stamps.length, probeGBs, avgContext: 32 + spec.decode1Tokens / 2 });
-    }
-    if (spec.decode8Tokens > 0) {
-      log('  decode, 8 concurrent requests');
-      const streams = 8;
-      const stamps: number[][] = Array.from({ length: streams }, () => []);
-      await Promise.all(
-        stamps.map(async (mine) => {
-          for await (const c of engine.generateStream({ inputIds: textPrompt(32, salt++), sampling: greedy(spec.decode8Tokens) })) {
-            for (let i = 0; i < c.tokenIds.length; i++) mine.push(now());
-          }
-        }),
-      );
-      // Steady state: from the moment all 8 have their first token to the moment the first one ends.
-      let start = Math.max(...stamps.map((x) => x[0]!));
-      let end = Math.min(...stamps.map((x) => x[x.length - 1]!));
-      // (A model so small that the first request ends before the last starts: all tokens after the first.)
-      if (end <= start) [start, end] = [Math.min(...stamps.map((x) => x[0]!)), Math.max(...stamps.map((x) => x[x.length - 1]!))];
-      const inWindow = stamps.reduce((a, x) => a + x.filter((t) => t > start && t <= end).length, 0);
-      // Over the whole run as well: every token after each request's first, from the first
-      // first token to the last token (lower when the requests' prefills are staggered).
-      const first = Math.min(...stamps.map((x) => x[0]!));
-      const last = Math.max(...stamps.map((x) => x[x.length - 1]!));
-      const after = stamps.reduce((a, x) => a + x.length - 1, 0);
-      r.decode8 = {
-        streams,
-        tokensPerSecond: inWindow / ((end - start) / 1000),
-        windowSeconds: (end - start) / 1000,
-        tokensInWindow: inWindow,
-        lastFirstTokenSeconds: (start - first) / 1000,
-        overallTokensPerSecond: after / ((last - first) / 1000),
-        overallSeconds: (last - first) / 1000,
-      };
-    }
-    r.peakRssAfterDecode = peakRssBytes();
-    for (const img of spec.images) {
-      log(`  time to first token: ${img.label}`);
-      const bytes = new Uint8Array(readFileSync(img.path));
-      const t1 = now();
-      const res = await engine.generate({
-        prompt: IMAGE_PROMPT,
-        images: [bytes],
-        pixelBudget: img.maxTokens === undefined ? undefined : { maxTokens: img.maxTokens },
-        sampling: { temperature: 0, maxNewTokens: 1 },
-      });
-      const seconds = (now() - t1) / 1000;
-      const textTokens = engine.tokenizer.encode(IMAGE_PROMPT).length - 1;
-      r.images.push({ label: img.label, seconds, promptTokens: res.usage.promptTokens, imageTokens: res.usage.promptTokens - textTokens, peakRssAfter: peakRssBytes() });
-    }
-    if (spec.chat) {
-      log('  one image + text chat, end to end');
-      const url = `data:image/jpeg;base64,${readFileSync(spec.chat.path).toString('base64')}`;
-      const t1 = now();
-      let first = 0;
-      const chunks = engine.generateStream({
-        messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: 'What is in this picture? Answer in one sentence.' }] }],
-        sampling: { temperature: 0, maxNewTokens: spec.chat.maxNewTokens },
-      });
-      const res = await engine.collect(
-        (async function* () {
-          for await (const c of chunks) {
-            if (!first && c.tokenIds.length) first = now();
-            yield c;
-          }
-        })(),
-      );
-      r.chat = { ttftSeconds: (first - t1) / 1000, totalSeconds: (now() - t1) / 1000, promptTokens: res.usage.promptTokens, completionTokens: res.usage.completionTokens, text: res.text, finishReason: res.finishReason };
-    }
-  } catch (e) {
-    r.error = (e as Error).message;
-  } finally {
-    r.peakRssEnd = peakRssBytes();
-    await engine.shutdown();
-  }
-  process.stdout.write(JSON.stringify(r) + '\n');
-}
-
-/**
- * Runs a child and parses its last stdout line as JSON; a crash (an exception, out of memory,
- * a signal, the time limit) gives { error } instead of ending the benchmark.
- */
-function runChildSafe<T extends object>(args: string[], timeoutMinutes: number): T | { error: string } {
-  const t0 = now();
-  const r = spawnSync(process.execPath, [SELF, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 22, timeout: timeoutMinutes * 60_000, killSignal: 'SIGKILL' });
-  const last = (r.stdout ?? '').trim().split('\n').pop() ?? '';
-  let parsed: any = null;
-  try {
-    parsed = JSON.parse(last);
-  } catch {
-    // no result line
-  }
-  if (r.status === 0 && parsed) return parsed as T;
-  const why = r.error ? r.error.message : r.signal ? `killed by ${r.signal}${r.signal === 'SIGKILL' && (now() - t0) / 60_000 >= timeoutMinutes ? ` after the ${timeoutMinutes}-minute limit` : ' (out of memory?)'}` : `exit code ${r.status}`;
-  return parsed?.error ? { ...parsed, error: `${parsed.error} (${why})` } : { error: `${why}; stdout: ${last.slice(0, 300)}` };
-}
-
-const isError = (x: object): x is { error: string } => 'error' in x && typeof (x as any).error === 'string' && !('quantization' in x);
-
-// ---- what a decode step reads, per mode -------------------------------------------------
-
-interface StepBytes {
-  mode: QuantMode;
-  /** engine.info.residentWeightBytes as the graphs size it: vision + text sessions. */
-  residentBytes: number;
-  visionBytes: number;
-  textBytes: number;
-  /** The embedding table when it is not also the output projection (only gathered rows are read). */
-  embeddingTableBytes: number;
-  /** One gathered embedding row. */
-  embeddingRowBytes: number;
-  /** Bytes of weights a batch-1 decode step reads: text session less the unread embedding table, plus one row. */
-  perStep: number;
-  kvBytesPerToken: number;
-}
-
-/**
- * From the graphs the engine builds (nothing is read): the text session's resident weights,
- * less the embedding table if it is not tied to the output projection (a decode step gathers
- * one row of it), plus that row. The vision session is not read while decoding.
- */
-function stepBytes(dir: string, mode: QuantMode): StepBytes {
-  const config = asQwen2VLConfig(loadModelConfig(dir));
-  const store = WeightStore.open(dir, config.raw.quantization_config);
-  const { vision, text } = Qwen2VLModel.graphs(store, config, { quantization: mode });
-  const tc = config.text;
-  const policy = quantPolicies(mode).text;
-  let rowBytes = tc.hiddenSize * 4;
-  if (policy?.embedBits) {
-    const L = nbitsLayout(policy.embedBits, policy.blockSizes[policy.embedBits], tc.hiddenSize);
-    rowBytes = L.rowBytes + L.kBlocks * 4;
-  }
-  // A float32 table is among the resident bytes (when tied it is also the head, read in full);
-  // a quantized one is gathered row by row from the mapped file and is not.
-  const table = tc.tieWordEmbeddings || policy?.embedBits ? 0 : rowBytes * tc.vocabSize;
-  return {
-    mode,
-    residentBytes: vision.w.residentBytes + text.w.residentBytes,
-    visionBytes: vision.w.residentBytes,
-    textBytes: text.w.residentBytes,
-    embeddingTableBytes: table,
-    embeddingRowBytes: rowBytes,
-    perStep: text.w.residentBytes - table + (tc.tieWordEmbeddings && !policy?.embedBits ? 0 : rowBytes),
-    kvBytesPerToken: 2 * tc.numLayers * tc.numKvHeads * tc.headDim * 4,
-  };
-}
-
-/** Whether a mode's quantized weights are in the cache already. */
-function quantCached(dir: string, mode: QuantMode): boolean {
-  if (mode === 'none') return true;
-  const config = asQwen2VLConfig(loadModelConfig(dir));
-  const store = WeightStore.open(dir, config.raw.quantization_config);
-  const { vision, text } = Qwen2VLModel.graphs(store, config, { quantization: mode });
-  return [vision.w.quantFile, text.w.quantFile].every((f) => !f || f.empty || f.cached);
-}
-
-/** The mode `--quantization auto` picks now, with default flags (as the worker plans it). */
-function autoPlan(dir: string): { mode: QuantMode; summary: string } {
-  const config = asQwen2VLConfig(loadModelConfig(dir));
-  const store = WeightStore.open(dir, config.raw.quantization_config);
-  const tc = config.text;
-  const p = planMemory({
-    residentBytes: residentBytesByMode(store, config, QUANT_MODES),
-    kvBytesPerToken: 2 * tc.numLayers * tc.numKvHeads * tc.headDim * 4,
-    contextLength: tc.maxPositionEmbeddings,
-    requested: 'auto',
-    facts: memoryFacts(),
-  });
-  return { mode: p.mode, summary: p.summary };
-}
-
-function cpuFlags(): { model: string; avx512_vnni: boolean; avx_vnni: boolean; avx2: boolean; amx_int8: boolean } {
-  let text = '';
-  try {
-    text = readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    // not Linux
-  }
-  const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(text)?.[1] ?? '').split(/\s+/));
-  return { model: /^model name\s*:\s*(.*)$/m.exec(text)?.[1] ?? 'unknown', avx512_vnni: flags.has('avx512_vnni'), avx_vnni: flags.has('avx_vnni'), avx2: flags.has('avx2'), amx_int8: flags.has('amx_int8') };
-}
-
 // ---- main -------------------------------------------------------------------------------
-
-/** A JPEG (default 1280x960) with structure at several scales (gradients, stripes, noise); `seed` varies the noise. */
-async function makeJpeg(width = IMAGE_W, height = IMAGE_H, seed = 12345): Promise<Uint8Array> {
-  const raw = Buffer.alloc(width * height * 3);
-  let s = seed;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-      const o = (y * width + x) * 3;
-      raw[o] = (x * 255) / (width - 1);
-      raw[o + 1] = ((y >> 4) & 1 ? 200 : 40) + ((s >>> 24) & 15);
-      raw[o + 2] = (Math.sin(x / 37) * Math.cos(y / 23) * 100 + 128) | 0;
-    }
-  }
-  return new Uint8Array(await sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer());
-}
 
 /** Bytes one decode step must read: every text-decoder weight (float32) and the output matrix. */
 function decodeStepBytes(dir: string): { weights: number; lmHead: number; kvPerToken: number } {
@@ -654,9 +224,9 @@ async function baseBench(dir: string, ckpt: { reused: boolean; seconds: number }
   log('measuring memory bandwidth (child process)');
   const bw = runChild<BandwidthResult>(['--bandwidth-child']);
   log(`vision tower alone, ${visionRuns} run(s) (child process)`);
-  const vis = runChild<VisionChildResult>(['--vision-child', dir, jpegPath, String(visionRuns)]);
+  const vis = runChild<VisionChildResult>(['--vision-child', dir, jpegPath, String(visionRuns)], SELF);
   log('the decode kernel alone (child process)');
-  const kernel = runChild<KernelChildResult>(['--kernel-child', dir]);
+  const kernel = runChild<KernelChildResult>(['--kernel-child', dir], SELF);
 
   log('Engine.load');
   const rssBeforeLoad = peakRssBytes();
@@ -832,9 +402,9 @@ async function modesBench(dir: string, modes: QuantMode[], bwStart: BandwidthRes
 
   // Vision tower alone with float32 and int8 linears, back to back (same image as the float32 bench).
   log('vision tower alone, int8 linears (child process)');
-  const visInt8 = runChildSafe<VisionChildResult>(['--vision-child', dir, imgVision, '1', 'int8'], SECONDS_2B_CHILD);
+  const visInt8 = runChildSafe<VisionChildResult>(['--vision-child', dir, imgVision, '1', 'int8'], SECONDS_2B_CHILD, SELF);
   log('vision tower alone, float32 linears (child process)');
-  const visF32 = runChildSafe<VisionChildResult>(['--vision-child', dir, imgVision, '1', 'none'], SECONDS_2B_CHILD);
+  const visF32 = runChildSafe<VisionChildResult>(['--vision-child', dir, imgVision, '1', 'none'], SECONDS_2B_CHILD, SELF);
 
   return {
     cpu,
@@ -846,26 +416,6 @@ async function modesBench(dir: string, modes: QuantMode[], bwStart: BandwidthRes
     loadAverageEnd: loadavg()[0]!,
     totalSeconds: (now() - t0) / 1000,
   };
-}
-
-const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
-const ratio = (x: number) => `${x.toFixed(2)}x`;
-const ok = (pass: boolean) => (pass ? 'met' : 'MISSED');
-
-/** Decode figures of one child: best run, the fraction of bandwidth per run (against its own probe). */
-function decodeFigures(r: EngineChildResult, steps: StepBytes) {
-  if (!r.decode1.length) return null;
-  const best = r.decode1.reduce((a, b) => (b.perToken < a.perToken ? b : a));
-  const fractions = r.decode1.map((d) => (steps.perStep + d.avgContext * steps.kvBytesPerToken) / 1e9 / d.perToken / d.probeGBs);
-  return { tokensPerSecond: 1 / best.perToken, perToken: best.perToken, fractions, fraction: median(fractions), impliedGBs: steps.perStep / 1e9 / best.perToken };
-}
-
-function printRows(rows: Array<[string, string, string]>): void {
-  const w0 = Math.max(...rows.map((x) => x[0].length));
-  const w1 = Math.max(...rows.map((x) => x[1].length));
-  console.log(`${'measure'.padEnd(w0)}  ${'value'.padStart(w1)}  note`);
-  console.log(`${'-'.repeat(w0)}  ${'-'.repeat(w1)}  ${'-'.repeat(40)}`);
-  for (const [a, v, n] of rows) console.log(`${a.padEnd(w0)}  ${v.padStart(w1)}  ${n}`);
 }
 
 function printModesTable(m: any): void {
@@ -1114,10 +664,9 @@ function printTable(r: any): void {
 
 const args = process.argv.slice(2);
 try {
-  if (args[0] === '--bandwidth-child') await bandwidthChild(args[1] === 'quick');
-  else if (args[0] === '--kernel-child') await kernelChild(args[1]!);
+  // The bandwidth probes and the engine children run bench/shared.ts; these two run here.
+  if (args[0] === '--kernel-child') await kernelChild(args[1]!);
   else if (args[0] === '--vision-child') await visionChild(args[1]!, args[2]!, Number(args[3] ?? 1), (args[4] ?? 'none') as 'none' | 'int8');
-  else if (args[0] === '--engine-child') await engineChild(JSON.parse(args[1]!) as EngineChildSpec);
   // Run as `iris serve` runs: with huge pages for malloc (the children inherit them).
   else if (!relaunchWithHugePages()) {
     followParent();

@@ -618,8 +618,8 @@ function splitShards(tensors: TensorSpec[], n: number): TensorSpec[][] {
   return shards;
 }
 
-/** The golden fixture folder of a family (tokenizer files are copied from it). */
-export function goldenModelDir(arch: Arch): string {
+/** The golden fixture folder of a family (test/fixtures/golden/<family>/model; tokenizer files are copied from it). */
+export function goldenModelDir(arch: string): string {
   // dist/tools/checkpoint.js or tools/checkpoint.ts -> project root
   const here = dirname(fileURLToPath(import.meta.url));
   for (const up of ['..', join('..', '..')]) {
@@ -630,6 +630,13 @@ export function goldenModelDir(arch: Arch): string {
 }
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.json', 'vocab.json', 'merges.txt'];
+
+/** Bytes of tensor data a checkpoint with these options holds (nothing is written). */
+export function checkpointTensorBytes(opts: CheckpointOptions): number {
+  let specs = tensorSpecs(resolveSizes(opts), opts.dtype ?? 'F32', opts.initializerRange ?? 0.02, opts.normNoise ?? 0.02);
+  if (opts.mapTensor) specs = specs.map(opts.mapTensor).filter((t): t is TensorSpec => t !== null);
+  return specs.reduce((a, t) => a + numel(t.shape) * DTYPE_SIZE[t.dtype], 0);
+}
 
 /** Writes a random-weight checkpoint into `dir` (created if needed; existing files are overwritten). */
 export function writeCheckpoint(dir: string, opts: CheckpointOptions): CheckpointInfo {
@@ -669,6 +676,23 @@ export function writeCheckpoint(dir: string, opts: CheckpointOptions): Checkpoin
 
   let specs = tensorSpecs(r, dtype, std, opts.normNoise ?? 0.02);
   if (opts.mapTensor) specs = specs.map(opts.mapTensor).filter((t): t is TensorSpec => t !== null);
+  const written = writeTensorFiles(dir, specs, { shards, seed, roundTo: opts.roundTo, weights: opts.weights, onProgress: opts.onProgress });
+  return { dir, config: JSON.parse(JSON.stringify(config)), ...written };
+}
+
+/**
+ * Writes `specs` (in module order) as model.safetensors, or as n shards of about equal bytes
+ * with model.safetensors.index.json, filling each tensor with its own deterministic stream of
+ * (seed, name). Weight files of an earlier checkpoint in `dir` are removed first. With
+ * `weights: false` only the layout is computed.
+ */
+export function writeTensorFiles(
+  dir: string,
+  specs: TensorSpec[],
+  opts: { shards?: number; seed?: number; roundTo?: 'BF16' | 'F16'; weights?: boolean; onProgress?: (bytesWritten: number, totalBytes: number) => void } = {},
+): Pick<CheckpointInfo, 'files' | 'tensors' | 'totalBytes'> {
+  const shards = opts.shards ?? 1;
+  if (!Number.isInteger(shards) || shards < 1) throw new Error(`shards must be a positive integer, got ${shards}`);
   const totalBytes = specs.reduce((a, t) => a + numel(t.shape) * DTYPE_SIZE[t.dtype], 0);
   const groups = shards === 1 ? [specs] : splitShards(specs, shards);
   const pad = (k: number) => String(k).padStart(5, '0');
@@ -682,14 +706,16 @@ export function writeCheckpoint(dir: string, opts: CheckpointOptions): Checkpoin
       weightMap[t.name] = files[k]!;
     }
   });
-  const result: CheckpointInfo = { dir, config: JSON.parse(JSON.stringify(config)), files, tensors, totalBytes };
+  const result = { files, tensors, totalBytes };
   if (opts.weights === false) return result;
 
+  mkdirSync(dir, { recursive: true });
   // Weights of an earlier checkpoint in this folder would shadow or mix with the new ones.
   for (const f of readdirSync(dir)) {
     if (f === 'model.safetensors' || f === 'model.safetensors.index.json' || /^model-\d+-of-\d+\.safetensors$/.test(f)) rmSync(join(dir, f));
   }
-  const writer = new TensorWriter(seed, opts.roundTo, opts.onProgress ? (done) => opts.onProgress!(done, totalBytes) : undefined);
+  const onProgress = opts.onProgress;
+  const writer = new TensorWriter(opts.seed ?? 0, opts.roundTo, onProgress ? (done) => onProgress(done, totalBytes) : undefined);
   orders.forEach(({ header, order }, k) => {
     const fd = openSync(join(dir, files[k]!), 'w');
     try {

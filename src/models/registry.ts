@@ -40,6 +40,8 @@ interface Family {
   chatTemplate?: string;
   /** Bytes of weights the model would hold with these options, without reading them. */
   residentBytes(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions): number;
+  /** The sessions' graphs and weights, built without reading the weights. */
+  graphs: ModelClass['graphs'];
 }
 
 /** Each decoder layer keeps K and V of kv heads * head dim for every token, or for its sliding window; cross-attention layers keep nothing per token. */
@@ -66,6 +68,7 @@ function towerAndDecoder(parseConfig: Family['parseConfig'], imageProcessor: Fam
     imageProcessor,
     kvLayers: fullKv,
     load: (s, c, o) => model.load(s, c, o),
+    graphs: (s, c, o) => model.graphs(s, c, o),
     residentBytes: (s, c, o) => {
       const { vision, text } = model.graphs(s, c, o);
       return vision.w.residentBytes + text.w.residentBytes;
@@ -132,4 +135,9 @@ export function kvLayers(config: ModelConfig): KvLayerSpec[] {
 export function residentBytesByMode(store: WeightStore, config: ModelConfig, modes: QuantMode[]): Partial<Record<QuantMode, number>> {
   const f = family(config);
   return Object.fromEntries(modes.map((m) => [m, f.residentBytes(store, config, { quantization: m })]));
+}
+
+/** The vision and text sessions' graphs and weights with these options (nothing is read): what each session holds. */
+export function modelGraphs(store: WeightStore, config: ModelConfig, opts: ModelLoadOptions = {}): { vision: { w: SessionWeights }; text: { w: SessionWeights } } {
+  return family(config).graphs(store, config, opts);
 }

@@ -46,6 +46,7 @@ const CHECKPOINTS: Record<BenchCheckpoint, CheckpointKind> = {
   '7b': qwen({ arch: 'qwen2_5_vl', preset: '7b', dtype: 'BF16', shards: 5, seed: 0 }, 'Qwen2.5-VL-7B (BF16, ~16.6 GB)'),
   'gemma3-4b': family('gemma3-4b'),
   'mllama-11b': family('mllama-11b'),
+  'deepseek-vl2-tiny': family('deepseek-vl2-tiny'),
 };
 /** Bump when tools/checkpoint.ts changes what it writes. */
 const CHECKPOINT_FORMAT = 1;

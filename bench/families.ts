@@ -27,6 +27,7 @@
  * end those of the Gemma 3 and Llama 3.2 Vision checkpoints are deleted if less than 15 GB is
  * free (--keep-caches keeps them).
  */
+import { inactiveExpertBytes } from './familyCheckpoints.js';
 import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -56,7 +57,7 @@ import {
   stepBytes,
 } from './shared.js';
 
-type FamilyKey = 'gemma3' | 'mllama' | 'qwen2vl';
+type FamilyKey = 'gemma3' | 'mllama' | 'qwen2vl' | 'deepseek';
 
 interface FamilyBench {
   key: FamilyKey;
@@ -97,6 +98,14 @@ const FAMILIES: FamilyBench[] = [
     // <|begin_of_text|><|start_header_id|>user<|end_header_id|> <|image|> ... <|eot_id|><|start_header_id|>assistant<|end_header_id|>
     image: { width: 560, height: 560, inputIds: [128000, 128006, 100, 128007, 128256, ...range(12, 120), 128009, 128006, 101, 128007], what: '560x560, 1 tile of 4' },
     childMinutes: 30,
+  },
+  {
+    key: 'deepseek',
+    name: 'DeepSeek-VL2 tiny',
+    checkpoint: 'deepseek-vl2-tiny',
+    shapes: '12 layers x 1280 (10 heads, MHA; layer 0 dense, then 64 routed experts of 896, 6 active, + 2 shared), vocab 129280; SigLIP-SO400M 27 x 1152 at 384',
+    image: null,
+    childMinutes: 25,
   },
 ];
 
@@ -223,7 +232,10 @@ async function benchFamily(f: FamilyBench, modes: Array<QuantMode | 'auto'>, opt
     log(`${f.name}, --quantization ${requested}${requested === 'auto' ? ` (${mode})` : ''}: load, decode batch 1${imagePath ? ', with an image' : ''} (child process)`);
     const run = runChildSafe<EngineChildResult>(['--engine-child', JSON.stringify(spec)], f.childMinutes);
     if (isError(run) || run.error) log(`${f.name} ${requested}: failed: ${run.error}`);
-    res.modes.push({ requested, mode: isError(run) ? mode : run.quantization, steps: stepBytes(dir, isError(run) ? mode : run.quantization), firstLoad, run });
+    const steps = stepBytes(dir, isError(run) ? mode : run.quantization);
+    // A MoE decode step reads only the chosen experts of each layer.
+    if (f.key === 'deepseek') steps.perStep -= inactiveExpertBytes();
+    res.modes.push({ requested, mode: isError(run) ? mode : run.quantization, steps, firstLoad, run });
     ran.add(isError(run) ? mode : run.quantization);
   }
   return res;
@@ -305,7 +317,7 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const arg = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   const keys = (arg('families') ?? 'qwen2vl,gemma3,mllama').split(',') as FamilyKey[];
-  for (const k of keys) if (!FAMILIES.some((f) => f.key === k)) throw new Error(`--families: unknown family ${k} (gemma3, mllama, qwen2vl)`);
+  for (const k of keys) if (!FAMILIES.some((f) => f.key === k)) throw new Error(`--families: unknown family ${k} (gemma3, mllama, qwen2vl, deepseek)`);
   const modes = (arg('modes') ?? 'auto,int8,int4').split(',') as Array<QuantMode | 'auto'>;
   for (const m of modes) if (m !== 'auto' && !QUANT_MODES.includes(m)) throw new Error(`--modes: unknown mode ${m}`);
   const tokens = Number(arg('tokens') ?? 24);

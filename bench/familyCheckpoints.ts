@@ -32,7 +32,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join } from 'node:path';
 import { PyFloat, TensorSpec, goldenModelDir, pythonJson, writeTensorFiles } from '../tools/checkpoint.js';
 
-export type FamilyCheckpointName = 'gemma3-4b' | 'mllama-11b';
+export type FamilyCheckpointName = 'gemma3-4b' | 'mllama-11b' | 'deepseek-vl2-tiny';
 
 const f = (v: number) => new PyFloat(v);
 
@@ -123,7 +123,7 @@ export const MLLAMA_11B_CONFIG = {
 interface FamilyRelease {
   what: string;
   /** The test fixture whose tokenizer and chat files are copied. */
-  fixture: 'gemma3' | 'mllama';
+  fixture: 'gemma3' | 'mllama' | 'deepseek_vl2';
   shards: number;
   config: Record<string, any>;
   generationConfig: Record<string, unknown>;
@@ -236,6 +236,98 @@ function mllamaTensors(): TensorSpec[] {
   return out;
 }
 
+/** deepseek-ai/deepseek-vl2-tiny's config.json (model fields; MHA decoder with 64 experts, 6 active). */
+export const DSVL2_TINY_CONFIG = {
+  architectures: ['DeepseekVLV2ForCausalLM'],
+  candidate_resolutions: [[384, 384], [384, 768], [768, 384], [384, 1152], [1152, 384], [384, 1536], [1536, 384], [768, 768], [384, 1920], [1920, 384], [384, 2304], [2304, 384], [768, 1152], [1152, 768], [384, 2688], [2688, 384], [384, 3072], [3072, 384], [768, 1536], [1536, 768], [384, 3456], [3456, 384], [1152, 1152]],
+  global_view_pos: 'head',
+  language_config: {
+    architectures: ['DeepseekV2ForCausalLM'],
+    bos_token_id: 0,
+    eos_token_id: 1,
+    first_k_dense_replace: 1,
+    hidden_size: 1280,
+    intermediate_size: 6848,
+    kv_lora_rank: null,
+    lm_head: true,
+    max_position_embeddings: 4096,
+    model_type: 'deepseek_v2',
+    moe_intermediate_size: 896,
+    n_group: 1,
+    n_routed_experts: 64,
+    n_shared_experts: 2,
+    num_attention_heads: 10,
+    num_experts_per_tok: 6,
+    num_hidden_layers: 12,
+    num_key_value_heads: 10,
+    q_lora_rank: null,
+    qk_nope_head_dim: 0,
+    qk_rope_head_dim: 0,
+    rm_head: false,
+    topk_group: 1,
+    topk_method: 'greedy',
+    torch_dtype: 'bfloat16',
+    use_mla: false,
+    v_head_dim: 0,
+    vocab_size: 129280,
+  },
+  model_type: 'deepseek_vl_v2',
+  projector_config: { model_type: 'mlp_projector', n_embed: 1280, input_dim: 1152, projector_type: 'downsample_mlp_gelu', depth: 2, mlp_ratio: 1, downsample_ratio: 2 },
+  tile_tag: '2D',
+  torch_dtype: 'bfloat16',
+  vision_config: { layers: 27, mlp_ratio: f(3.7362), model_name: 'siglip_so400m_patch14_384', model_type: 'vision', patch_size: 14, width: 1152, heads: 16, image_size: 384 },
+};
+
+function deepseekTensors(): TensorSpec[] {
+  const out: TensorSpec[] = [];
+  const c = DSVL2_TINY_CONFIG;
+  const v = c.vision_config;
+  const C = v.width;
+  const G = Math.floor(v.image_size / v.patch_size);
+  const mlp = Math.trunc(C * 3.7362);
+  const ln = (p: string, d: number) => out.push(ones(`${p}.weight`, d), mat(`${p}.bias`, [d]));
+  const lin = (p: string, o: number, i: number) => out.push(mat(`${p}.weight`, [o, i]), mat(`${p}.bias`, [o]));
+  out.push(mat('vision.patch_embed.proj.weight', [C, 3, v.patch_size, v.patch_size]), mat('vision.patch_embed.proj.bias', [C]), mat('vision.pos_embed', [1, G * G, C]));
+  for (let i = 0; i < v.layers; i++) {
+    const b = `vision.blocks.${i}`;
+    ln(`${b}.norm1`, C);
+    lin(`${b}.attn.qkv`, 3 * C, C);
+    lin(`${b}.attn.proj`, C, C);
+    ln(`${b}.norm2`, C);
+    lin(`${b}.mlp.fc1`, mlp, C);
+    lin(`${b}.mlp.fc2`, C, mlp);
+  }
+  ln('vision.norm', C);
+  const t = c.language_config;
+  const H = t.hidden_size;
+  lin('projector.layers.0', H, 4 * C);
+  lin('projector.layers.2', H, H);
+  out.push(mat('image_newline', [H]), mat('view_seperator', [H]));
+  const m = 'language.model';
+  out.push(mat(`${m}.embed_tokens.weight`, [t.vocab_size, H]));
+  const ffn = (p: string, inner: number) => out.push(mat(`${p}.gate_proj.weight`, [inner, H]), mat(`${p}.up_proj.weight`, [inner, H]), mat(`${p}.down_proj.weight`, [H, inner]));
+  for (let i = 0; i < t.num_hidden_layers; i++) {
+    const l = `${m}.layers.${i}`;
+    for (const n of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) out.push(mat(`${l}.self_attn.${n}.weight`, [H, H]));
+    out.push(ones(`${l}.input_layernorm.weight`, H), ones(`${l}.post_attention_layernorm.weight`, H));
+    if (i < t.first_k_dense_replace) ffn(`${l}.mlp`, t.intermediate_size);
+    else {
+      out.push(mat(`${l}.mlp.gate.weight`, [t.n_routed_experts, H]));
+      for (let e = 0; e < t.n_routed_experts; e++) ffn(`${l}.mlp.experts.${e}`, t.moe_intermediate_size);
+      ffn(`${l}.mlp.shared_experts`, t.moe_intermediate_size * t.n_shared_experts);
+    }
+  }
+  out.push(ones(`${m}.norm.weight`, H), mat('language.lm_head.weight', [t.vocab_size, H]));
+  return out;
+}
+
+/** Bytes of the routed experts a decode step does not read (all but the top-k of each MoE layer), as the session holds them (float32). */
+export function inactiveExpertBytes(): number {
+  const t = DSVL2_TINY_CONFIG.language_config;
+  const moeLayers = t.num_hidden_layers - t.first_k_dense_replace;
+  return moeLayers * (t.n_routed_experts - t.num_experts_per_tok) * 3 * t.moe_intermediate_size * t.hidden_size * 4;
+}
+
 const RELEASES: Record<FamilyCheckpointName, FamilyRelease> = {
   'gemma3-4b': {
     what: 'Gemma 3 4B (google/gemma-3-4b-it shapes, BF16, ~8.6 GB, 2 shards)',
@@ -315,6 +407,33 @@ const RELEASES: Record<FamilyCheckpointName, FamilyRelease> = {
     },
     shiftOthers: 0,
     tensors: mllamaTensors,
+  },
+  'deepseek-vl2-tiny': {
+    what: 'DeepSeek-VL2 tiny (deepseek-ai/deepseek-vl2-tiny shapes, BF16, ~6.7 GB, 2 shards)',
+    fixture: 'deepseek_vl2',
+    shards: 2,
+    config: DSVL2_TINY_CONFIG,
+    generationConfig: { bos_token_id: 0, eos_token_id: 1 },
+    preprocessorConfig: {},
+    processorConfig: {
+      add_special_token: false,
+      candidate_resolutions: DSVL2_TINY_CONFIG.candidate_resolutions,
+      downsample_ratio: 2,
+      ignore_id: -100,
+      image_mean: [f(0.5), f(0.5), f(0.5)],
+      image_std: [f(0.5), f(0.5), f(0.5)],
+      image_token: '<image>',
+      mask_prompt: false,
+      normalize: true,
+      pad_token: '<｜▁pad▁｜>',
+      patch_size: 14,
+      processor_class: 'DeepseekVLV2Processor',
+      sft_format: 'deepseek',
+    },
+    // The fixture's few hundred tokens keep their ids (all below the released vocabulary).
+    specialIds: {},
+    shiftOthers: 0,
+    tensors: deepseekTensors,
   },
 };
 

@@ -1,5 +1,5 @@
 import { Json, num } from './config.js';
-import { Activation, LayerCtx, layerNorm, linear, plainMlp } from './layers.js';
+import { Activation, LayerCtx, layerNorm, linear, patchEmbedding, plainMlp } from './layers.js';
 
 /**
  * A CLIP or SigLIP vision tower's hyper-parameters (config.json `vision_config`, with
@@ -47,12 +47,7 @@ export function clipTower(ctx: LayerCtx, cfg: ClipVisionConfig, pixels: string, 
   const G = Math.floor(cfg.imageSize / P);
   const S = cfg.imageSize;
   const siglip = cfg.kind === 'siglip';
-  const used = G * P === S ? pixels : g.slice(pixels, [0, 0], [G * P, G * P], [2, 3]);
-  // Conv2d with kernel == stride: each patch (c, y, x) flattened, times the kernel.
-  const patches = g.reshape(g.transpose(g.reshape(used, [-1, 3, G, P, G, P]), [0, 2, 4, 1, 3, 5]), [-1, G * G, 3 * P * P]);
-  const kernel = g.reshape(w.weight(`${prefix}.embeddings.patch_embedding.weight`, [D, 3, P, P]), [D, 3 * P * P]);
-  let patchEmb = g.linearNoBias(patches, kernel);
-  if (siglip) patchEmb = g.add(patchEmb, w.weight(`${prefix}.embeddings.patch_embedding.bias`, [D]));
+  const patchEmb = patchEmbedding(ctx, pixels, S, P, D, `${prefix}.embeddings.patch_embedding.weight`, siglip ? `${prefix}.embeddings.patch_embedding.bias` : undefined);
   let x: string;
   if (siglip) {
     x = g.add(patchEmb, w.weight(`${prefix}.embeddings.position_embedding.weight`, [G * G, D]));

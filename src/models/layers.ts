@@ -69,6 +69,20 @@ export function plainMlp(ctx: LayerCtx, x: string, fc1: string, fc2: string, dim
   return linear(ctx, activate(ctx.g, linear(ctx, x, fc1, dim, inner, true), act), fc2, inner, outDim, true);
 }
 
+/**
+ * A Conv2d with kernel = stride = `patch` over pixels [N, 3, size, size] (a "valid" one: pixels
+ * past the last whole patch are not read), as a matmul of each flattened (c, y, x) patch with the
+ * kernel: [N, (size / patch)^2, dim], patches row-major; plus the bias when given.
+ */
+export function patchEmbedding(ctx: LayerCtx, pixels: string, size: number, patch: number, dim: number, weight: string, bias?: string): string {
+  const { g, w } = ctx;
+  const G = Math.floor(size / patch);
+  const used = G * patch === size ? pixels : g.slice(pixels, [0, 0], [G * patch, G * patch], [2, 3]);
+  const patches = g.reshape(g.transpose(g.reshape(used, [-1, 3, G, patch, G, patch]), [0, 2, 4, 1, 3, 5]), [-1, G * G, 3 * patch * patch]);
+  const y = g.linearNoBias(patches, g.reshape(w.weight(weight, [dim, 3, patch, patch]), [dim, 3 * patch * patch]));
+  return bias ? g.add(y, w.weight(bias, [dim])) : y;
+}
+
 /** Rotate-half rotary: x * cos + [-x2, x1] * sin over the last axis of size `dim`. */
 export function applyRotary(g: GraphBuilder, x: string, cos: string, sin: string, dim: number): string {
   const half = dim / 2;

@@ -81,6 +81,30 @@ export abstract class TowerDecoderModel<C extends ModelConfig> implements Vision
 
   abstract encodeImages(images: ImageInput[]): Promise<Float32Array[]>;
 
+  /**
+   * Runs the tower once over all images' square pieces ([pieces, 3, S, S] from input `input`):
+   * `pieces[i]` pieces of image i (default: all of its pixel values). Returns each image's
+   * share of output `output`, as views of it.
+   */
+  protected async encodePieces(images: ImageInput[], S: number, names: { input: string; output: string }, pieces = images.map((img) => img.pixelValues.length / (3 * S * S))): Promise<Float32Array[]> {
+    const per = 3 * S * S;
+    const total = pieces.reduce((a, b) => a + b, 0);
+    const pixels = new Float32Array(total * per);
+    let first = 0;
+    images.forEach((img, i) => {
+      pixels.set(img.pixelValues.subarray(0, pieces[i]! * per), first * per);
+      first += pieces[i]!;
+    });
+    const out = (await this.vision.run({ [names.input]: { data: pixels, dims: [total, 3, S, S] } }))[names.output]!.data;
+    const rows = out.length / total;
+    first = 0;
+    return pieces.map((n) => {
+      const view = out.subarray(first * rows, (first + n) * rows);
+      first += n;
+      return view;
+    });
+  }
+
   /** Plain 1-D positions: token i at position i. */
   promptPositions(ids: ArrayLike<number>, _images: Array<{ start: number; grid: number[] }>): { positions: Int32Array; next: number } {
     return sequentialPositions(ids.length);

@@ -41,12 +41,9 @@ export class DeepseekVL2Model extends TowerDecoderModel<DeepseekVL2Config> {
 
   async encodeImages(images: ImageInput[]): Promise<Float32Array[]> {
     const S = this.config.vision.imageSize;
-    const per = 3 * S * S;
+    // The global view and the local tiles: the pixel arrays may be longer (pooled buffers).
     const tiles = images.map((img) => 1 + img.grid[0]! * img.grid[1]!);
-    const total = tiles.reduce((a, b) => a + b, 0);
-    const pixels = new Float32Array(total * per);
-    images.forEach((img, i) => pixels.set(img.pixelValues.subarray(0, tiles[i]! * per), tiles.slice(0, i).reduce((a, b) => a + b, 0) * per));
-    const out = (await this.vision.run({ [DSVL2_VISION.pixels]: { data: pixels, dims: [total, 3, S, S] } }))[DSVL2_VISION.output]!.data;
+    const feats = await this.encodePieces(images, S, { input: DSVL2_VISION.pixels, output: DSVL2_VISION.output }, tiles);
     const D = this.config.text.hiddenSize;
     const cfg = {
       imageSize: S,
@@ -54,15 +51,13 @@ export class DeepseekVL2Model extends TowerDecoderModel<DeepseekVL2Config> {
       downsampleRatio: this.config.projector.downsampleRatio,
       globalViewPos: (this.config.raw.global_view_pos === 'tail' ? 'tail' : 'head') as 'head' | 'tail',
     };
-    let firstRow = 0;
     return images.map((img, i) => {
       const layout = deepseekVL2TokenLayout({ widthTiles: img.grid[0]!, heightTiles: img.grid[1]! }, cfg);
       const rows = new Float32Array(layout.numTokens * D);
       layout.source.forEach((src, t) => {
-        const v = src === DSVL2_NEWLINE ? this.newline : src < 0 ? this.separator : out.subarray((firstRow + src) * D, (firstRow + src + 1) * D);
+        const v = src === DSVL2_NEWLINE ? this.newline : src < 0 ? this.separator : feats[i]!.subarray(src * D, (src + 1) * D);
         rows.set(v, t * D);
       });
-      firstRow += tiles[i]! * layout.tokensPerSide * layout.tokensPerSide;
       return rows;
     });
   }

@@ -2,7 +2,7 @@ import { GraphBuilder } from '../../runtime/onnx/graph.js';
 import { DataType } from '../../runtime/onnx/model.js';
 import { SessionQuant, SessionWeights } from '../../runtime/sessionWeights.js';
 import { WeightStore } from '../../runtime/weightStore.js';
-import { LayerCtx, layerNorm, linear, plainMlp } from '../layers.js';
+import { LayerCtx, layerNorm, linear, patchEmbedding, plainMlp } from '../layers.js';
 import { DeepseekVL2Config } from './config.js';
 
 export const DSVL2_VISION = { pixels: 'pixel_values', output: 'tile_features' } as const;
@@ -27,9 +27,7 @@ export function buildDeepseekVisionGraph(store: WeightStore, cfg: DeepseekVL2Con
   const S = v.imageSize;
   const G = Math.floor(S / P);
   const pixels = g.input(DSVL2_VISION.pixels, DataType.FLOAT, ['tiles', 3, S, S]);
-  const used = G * P === S ? pixels : g.slice(pixels, [0, 0], [G * P, G * P], [2, 3]);
-  const patches = g.reshape(g.transpose(g.reshape(used, [-1, 3, G, P, G, P]), [0, 2, 4, 1, 3, 5]), [-1, G * G, 3 * P * P]);
-  let x = g.add(g.linearNoBias(patches, g.reshape(w.weight('vision.patch_embed.proj.weight', [C, 3, P, P]), [C, 3 * P * P])), w.weight('vision.patch_embed.proj.bias', [C]));
+  let x = patchEmbedding(ctx, pixels, S, P, C, 'vision.patch_embed.proj.weight', 'vision.patch_embed.proj.bias');
   x = g.add(x, w.weight('vision.pos_embed', [1, G * G, C]));
   const H = v.heads;
   for (let i = 0; i < v.layers; i++) {

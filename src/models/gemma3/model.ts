@@ -37,24 +37,8 @@ export class Gemma3Model extends TowerDecoderModel<Gemma3Config> {
 
   /** Every image (and pan-and-scan crop) is one square piece: one tower run over all of them. */
   async encodeImages(images: ImageInput[]): Promise<Float32Array[]> {
-    const S = this.config.vision.imageSize;
-    const per = 3 * S * S;
-    const pieces = images.map((img) => img.pixelValues.length / per);
-    const total = pieces.reduce((a, b) => a + b, 0);
-    const pixels = new Float32Array(total * per);
-    let off = 0;
-    for (const img of images) {
-      pixels.set(img.pixelValues, off);
-      off += img.pixelValues.length;
-    }
-    const out = (await this.vision.run({ [GEMMA3_VISION.pixels]: { data: pixels, dims: [total, 3, S, S] } }))[GEMMA3_VISION.output]!.data;
-    const rows = this.config.mmTokensPerImage * this.config.text.hiddenSize;
-    let first = 0;
-    return pieces.map((n) => {
-      const e = out.slice(first * rows, (first + n) * rows);
-      first += n;
-      return e;
-    });
+    const per = await this.encodePieces(images, this.config.vision.imageSize, { input: GEMMA3_VISION.pixels, output: GEMMA3_VISION.output });
+    return per.map((rows) => rows.slice());
   }
 
   /**

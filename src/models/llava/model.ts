@@ -54,24 +54,8 @@ export class LlavaModel extends TowerDecoderModel<LlavaConfig> {
 
   /** Every piece (an image, or a base image and tiles) has the crop size: one tower run over all of them. */
   async encodeImages(images: ImageInput[]): Promise<Float32Array[]> {
-    const S = this.config.vision.imageSize;
-    const per = 3 * S * S;
-    const pieces = images.map((img) => img.pixelValues.length / per);
-    const pixels = new Float32Array(pieces.reduce((a, b) => a + b, 0) * per);
-    let off = 0;
-    for (const img of images) {
-      pixels.set(img.pixelValues, off);
-      off += img.pixelValues.length;
-    }
-    const total = off / per;
-    const out = (await this.vision.run({ [CLIP_INPUTS.pixels]: { data: pixels, dims: [total, 3, S, S] } }))[CLIP_INPUTS.output]!.data;
-    const rowsPerPiece = out.length / total;
-    let first = 0;
-    return images.map((img, i) => {
-      const feats = out.subarray(first * rowsPerPiece, (first + pieces[i]!) * rowsPerPiece);
-      first += pieces[i]!;
-      return this.newline ? this.packAnyres(feats, img.grid) : feats.slice();
-    });
+    const feats = await this.encodePieces(images, this.config.vision.imageSize, { input: CLIP_INPUTS.pixels, output: CLIP_INPUTS.output });
+    return images.map((img, i) => (this.newline ? this.packAnyres(feats[i]!, img.grid) : feats[i]!.slice()));
   }
 
   /**

@@ -2,7 +2,7 @@ import { GraphBuilder } from '../../runtime/onnx/graph.js';
 import { DataType } from '../../runtime/onnx/model.js';
 import { SessionQuant, SessionWeights } from '../../runtime/sessionWeights.js';
 import { WeightStore } from '../../runtime/weightStore.js';
-import { LayerCtx, layerNorm, linear, plainMlp, rmsNorm } from '../layers.js';
+import { LayerCtx, layerNorm, linear, patchEmbedding, plainMlp, rmsNorm } from '../layers.js';
 import { MllamaConfig } from './config.js';
 
 export const MLLAMA_VISION = { pixels: 'pixel_values', ratioIds: 'aspect_ratio_ids', ratioMask: 'aspect_ratio_mask', output: 'cross_states' } as const;
@@ -46,10 +46,8 @@ export function buildMllamaVisionGraph(
   const ids = g.input(MLLAMA_VISION.ratioIds, DataType.INT64, ['images']);
   const tileMask = g.input(MLLAMA_VISION.ratioMask, DataType.FLOAT, ['images', T]);
 
-  // Patch convolution (kernel = stride, no bias) over every tile slot: [images, T, G*G, D].
-  const used = G * p === S ? pixels : g.slice(pixels, [0, 0], [G * p, G * p], [3, 4]);
-  const patches = g.reshape(g.transpose(g.reshape(used, [-1, T, 3, G, p, G, p]), [0, 1, 3, 5, 2, 4, 6]), [-1, T, G * G, 3 * p * p]);
-  let h = g.linearNoBias(patches, g.reshape(w.weight(`${pre}.patch_embedding.weight`, [D, 3, p, p]), [D, 3 * p * p]));
+  // Patch convolution (no bias) over every tile slot: [images, T, G*G, D].
+  let h = g.reshape(patchEmbedding(ctx, g.reshape(pixels, [-1, 3, S, S]), S, p, D, `${pre}.patch_embedding.weight`), [-1, T, G * G, D]);
   // Gated per-tile embedding of the image's arrangement: [images, T, 1, D].
   const tileEmbedding = (prefix: string) => g.mul(g.reshape(g.gather(w.weight(`${prefix}.embedding.weight`, [v.aspectRatios.length + 1, T * D]), ids, 0), [-1, T, 1, D]), tanh(`${prefix}.gate`));
   h = g.add(h, tileEmbedding(`${pre}.pre_tile_positional_embedding`));

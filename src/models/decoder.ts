@@ -222,10 +222,11 @@ function moeMlp(ctx: LayerCtx, x: string, prefix: string, H: number, m: MoeConfi
   // experts are read). It weighs by a softmax of its router input: given log(w) on the chosen
   // experts and -1e30 elsewhere, that is w / sum(w), so the sum is multiplied back after.
   const routerLogits = g.op('ScatterElements', [g.op('Expand', [g.scalarFloat(-1e30), g.shape(logits)]), idx, g.op('Log', [weights])], { axis: 1 });
-  const stacked = (proj: string, shape: [number, number]) => g.reshape(w.concatenated(Array.from({ length: E }, (_, e) => [`${prefix}.experts.${e}.${proj}.weight`, shape] as [string, number[]])), [E, ...shape]);
+  const experts = Array.from({ length: E }, (_, e) => `${prefix}.experts.${e}`);
   // fc1 rows interleave each expert's gate and up rows (gate first), as the SwiGLU kernel reads them.
-  const fc1 = g.reshape(g.concat([g.reshape(stacked('gate_proj', [I, H]), [E, I, 1, H]), g.reshape(stacked('up_proj', [I, H]), [E, I, 1, H])], 2), [E, 2 * I, H]);
-  const mixed = g.op('MoE', [flat, routerLogits, fc1, '', stacked('down_proj', [H, I])], { activation_type: 'swiglu', swiglu_fusion: 1, k: m.topK, normalize_routing_weights: 0 }, { domain: 'com.microsoft' });
+  const fc1 = w.rowsStack(`${prefix}.experts.fc1`, experts.map((p) => [[`${p}.gate_proj.weight`, [I, H]], [`${p}.up_proj.weight`, [I, H]]]), [E, 2 * I, H]);
+  const fc2 = w.rowsStack(`${prefix}.experts.fc2`, experts.map((p) => [[`${p}.down_proj.weight`, [H, I]]]), [E, H, I]);
+  const mixed = g.op('MoE', [flat, routerLogits, fc1, '', fc2], { activation_type: 'swiglu', swiglu_fusion: 1, k: m.topK, normalize_routing_weights: 0 }, { domain: 'com.microsoft' });
   const routed = g.mul(mixed, g.op('ReduceSum', [weights, g.constInt64([-1])], { keepdims: 1 }));
   const shared = m.shared > 0 ? gatedMlp(ctx, flat, `${prefix}.shared_experts`, H, I * m.shared, 'silu', false) : null;
   const y = shared ? g.add(routed, shared) : routed;

@@ -4,7 +4,7 @@ import { GraphBuilder } from '../runtime/onnx/graph.js';
 import { GraphSession } from '../runtime/session.js';
 import { SessionQuant, SessionWeights } from '../runtime/sessionWeights.js';
 import { WeightStore } from '../runtime/weightStore.js';
-import { ModelConfig } from './config.js';
+import { ModelConfig, TextConfig } from './config.js';
 import { CrossRows, DecoderRunner } from './decoderRunner.js';
 import { ForwardSeq, ImageInput, ModelLoadOptions, VisionLanguageModel } from './model.js';
 import { sequentialPositions } from './rope.js';
@@ -31,10 +31,16 @@ export interface TowerDecoderParts {
   residentBytes: number;
 }
 
-/** How each of the two sessions holds its weights under the load options. */
-export function towerDecoderQuant(store: WeightStore, opts: ModelLoadOptions): { vision: SessionQuant; text: SessionQuant } {
+/**
+ * How each of the two sessions holds its weights under the load options. `text`: the decoder's
+ * config, whose mixture-of-experts weights are rearranged into the weights file.
+ */
+export function towerDecoderQuant(store: WeightStore, opts: ModelLoadOptions, text?: TextConfig): { vision: SessionQuant; text: SessionQuant } {
   const policies = quantPolicies(opts.quantization ?? 'none');
-  return { vision: sessionQuant(store, 'vision', policies.vision, opts.accuracyLevel), text: sessionQuant(store, 'text', policies.text, opts.accuracyLevel) };
+  return {
+    vision: sessionQuant(store, 'vision', policies.vision, opts.accuracyLevel),
+    text: sessionQuant(store, 'text', policies.text, opts.accuracyLevel, undefined, !!text?.moe),
+  };
 }
 
 /** Creates the tower's and the decoder's sessions (one after the other) and the decoder's runner. */

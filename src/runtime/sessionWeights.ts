@@ -88,6 +88,34 @@ export class SessionWeights {
   }
 
   /**
+   * A float32 weight of the given shape made of checkpoint tensors' rows: the groups one after
+   * the other, the tensors of a group interleaved row by row (as a fused kernel reads gate and up
+   * rows). With a weights file it is written there once and read as is; built in the graph
+   * otherwise, where ORT's load-time folding holds several copies of it.
+   */
+  rowsStack(key: string, groups: Array<Array<[name: string, shape: [number, number]]>>, shape: number[]): string {
+    const cached = this.byName.get(key);
+    if (cached) return cached;
+    const file = this.quant?.file;
+    let value: string;
+    if (file) {
+      const locs = groups.map((grp) => grp.map(([name, shape]) => this.store.get(name, shape)));
+      for (const grp of locs) for (const t of grp) this.total += t.length;
+      const ref = file.addRows(key, locs, groups[0]![0]![1][1]);
+      this.resident += ref.length;
+      value = `rows:${key}`;
+      this.g.external(value, DataType.FLOAT, shape, this.relative(ref));
+    } else {
+      const g = this.g;
+      const group = (grp: Array<[string, [number, number]]>) =>
+        grp.length === 1 ? this.weight(grp[0]![0], grp[0]![1]) : g.reshape(g.concat(grp.map(([n, [r, k]]) => g.reshape(this.weight(n, [r, k]), [r, 1, k])), 1), [-1, grp[0]![1][1]]);
+      value = g.reshape(g.concat(groups.map(group), 0), shape);
+    }
+    this.byName.set(key, value);
+    return value;
+  }
+
+  /**
    * y = x W^T for checkpoint Linears stored [out, in] (`names` end in `.weight`), several
    * stacked along `out` as one matmul. Quantized as the policy says (`head`: the output
    * projection), or float32.

@@ -25,7 +25,7 @@ export class DeepseekVL2Model extends TowerDecoderModel<DeepseekVL2Config> {
 
   static graphs(store: WeightStore, modelConfig: ModelConfig, opts: ModelLoadOptions = {}): TowerDecoderGraphs {
     const config = asDeepseekVL2Config(modelConfig);
-    const quant = towerDecoderQuant(store, opts);
+    const quant = towerDecoderQuant(store, opts, config.text);
     return {
       vision: buildDeepseekVisionGraph(store, config, quant.vision),
       text: buildDecoderGraph(store, config.text, { model: 'language.model', lmHead: 'language.lm_head.weight', qkvBias: false }, opts.pageSize ?? 16, quant.text),

@@ -30,10 +30,11 @@ export function quantPolicies(mode: QuantMode): { text: QuantPolicy | null; visi
 
 /**
  * A session's quantization, with its cache file keyed by the checkpoint files (path, size,
- * time) and the policy; null for a float32 session of a float checkpoint.
+ * time) and the policy; null for a float32 session of a float checkpoint unless `rearranged`
+ * (the graph reads weights rearranged for a kernel, which the file holds too).
  */
-export function sessionQuant(store: WeightStore, session: string, policy: QuantPolicy | null, accuracyLevel: 0 | 4 = 4, cacheDir = irisCacheDir()): SessionQuant {
-  if (!policy && !store.scheme) return null;
+export function sessionQuant(store: WeightStore, session: string, policy: QuantPolicy | null, accuracyLevel: 0 | 4 = 4, cacheDir = irisCacheDir(), rearranged = false): SessionQuant {
+  if (!policy && !store.scheme && !rearranged) return null;
   const files = store.files.map((f): CheckpointFile => {
     const st = statSync(f);
     return [f, st.size, st.mtimeMs];

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ModelLoadError } from '../../errors.js';
 import { ExternalRef } from '../onnx/model.js';
-import { TensorLocation } from '../safetensors.js';
+import { TensorLocation, readTensorBytes, toFloat32 } from '../safetensors.js';
 import { NBits, NBitsWeight, allocNBits, nbitsLayout, packZeroPoints } from './nbits.js';
 import { floatMatrix, quantizeRowsInto, readRowChunks } from './rawRows.js';
 
@@ -43,20 +43,34 @@ interface Job {
   offsets: { b: number; scales: number; zeroPoints: number };
 }
 
+/**
+ * A float32 weight [n, k] rearranged for a kernel: its groups one after the other, each
+ * group's tensors (of equal rows) interleaved row by row.
+ */
+interface RowsJob {
+  name: string;
+  groups: TensorLocation[][];
+  n: number;
+  k: number;
+  offset: number;
+}
+
 function sourceId(s: QuantSource): string {
   return s.kind === 'float' ? `${s.loc.name}:${s.loc.dtype}:${s.loc.shape.join('x')}` : s.id;
 }
 
 /**
- * The quantized weights of one session, written once to a file in the cache folder and
- * read by ONNX Runtime as external data (so neither the float weights nor a JS copy of
- * the quantized ones stay in memory, and the load's peak stays near what is resident).
+ * The weights one session derives from its checkpoint (quantized weights, and float weights
+ * rearranged for a kernel), written once to a file in the cache folder and read by ONNX
+ * Runtime as external data (so neither the checkpoint's weights nor a JS copy of the derived
+ * ones stay in memory, and the load's peak stays near what is resident).
  * Weights are quantized while streaming their rows from the safetensors files, a chunk
  * at a time. The file is reused while the checkpoint files, the settings and the job
  * list are the same; it is written under a temporary name and renamed when complete.
  */
 export class QuantFile {
   private readonly jobs: Job[] = [];
+  private readonly rowJobs: RowsJob[] = [];
   private size = 0;
   readonly path: string;
   private readonly manifestPath: string;
@@ -75,16 +89,17 @@ export class QuantFile {
     this.manifestPath = join(dir, `${key}.json`);
   }
 
+  private reserve(len: number): number {
+    const off = Math.ceil(this.size / ALIGN) * ALIGN;
+    this.size = off + len;
+    return off;
+  }
+
   /** Reserves the regions of one weight [sum of parts' n, k] stacked along n. */
   add(name: string, parts: QuantSource[], k: number, bits: NBits, blockSize: number, zeroPoints: boolean): QuantRegions {
     const L = nbitsLayout(bits, blockSize, k);
     const n = parts.reduce((a, p) => a + (p.kind === 'float' ? p.loc.shape[0]! : p.n), 0);
-    const reserve = (len: number) => {
-      const off = Math.ceil(this.size / ALIGN) * ALIGN;
-      this.size = off + len;
-      return off;
-    };
-    const offsets = { b: reserve(n * L.rowBytes), scales: reserve(n * L.kBlocks * 4), zeroPoints: zeroPoints ? reserve(n * L.zpRowBytes) : -1 };
+    const offsets = { b: this.reserve(n * L.rowBytes), scales: this.reserve(n * L.kBlocks * 4), zeroPoints: zeroPoints ? this.reserve(n * L.zpRowBytes) : -1 };
     this.jobs.push({ name, bits, blockSize, n, k, zeroPoints, parts, offsets });
     const location = this.path;
     return {
@@ -92,6 +107,22 @@ export class QuantFile {
       scales: { location, offset: offsets.scales, length: n * L.kBlocks * 4 },
       zeroPoints: zeroPoints ? { location, offset: offsets.zeroPoints, length: n * L.zpRowBytes } : undefined,
     };
+  }
+
+  /**
+   * Reserves a float32 weight made of the groups' rows: the groups one after the other, the
+   * tensors of a group ([rows, k] each, of any float dtype) interleaved row by row.
+   */
+  addRows(name: string, groups: TensorLocation[][], k: number): ExternalRef {
+    let n = 0;
+    for (const grp of groups) {
+      const rows = grp[0]!.shape[0]!;
+      for (const t of grp) if (t.shape.length !== 2 || t.shape[0] !== rows || t.shape[1] !== k) throw new ModelLoadError(`${t.name} has shape [${t.shape}], expected [${rows}, ${k}]`);
+      n += rows * grp.length;
+    }
+    const offset = this.reserve(n * k * 4);
+    this.rowJobs.push({ name, groups, n, k, offset });
+    return { location: this.path, offset, length: n * k * 4 };
   }
 
   get bytes(): number {
@@ -104,11 +135,12 @@ export class QuantFile {
   }
 
   get empty(): boolean {
-    return this.jobs.length === 0;
+    return this.jobs.length === 0 && this.rowJobs.length === 0;
   }
 
   private manifest(): string {
-    return JSON.stringify({ v: FORMAT_VERSION, files: this.identity.files, size: this.size, jobs: this.jobs.map((j) => ({ ...j, parts: j.parts.map(sourceId) })) });
+    const rows = this.rowJobs.map((j) => ({ ...j, groups: j.groups.map((grp) => grp.map((t) => sourceId({ kind: 'float', loc: t }))) }));
+    return JSON.stringify({ v: FORMAT_VERSION, files: this.identity.files, size: this.size, jobs: this.jobs.map((j) => ({ ...j, parts: j.parts.map(sourceId) })), ...(rows.length ? { rows } : {}) });
   }
 
   /** True when a complete file for exactly these jobs is already in the cache. */
@@ -159,7 +191,7 @@ export class QuantFile {
         row += n;
       }
     }
-    const total = this.jobs.reduce((a, j) => a + j.n, 0);
+    const total = this.jobs.reduce((a, j) => a + j.n, 0) + this.rowJobs.reduce((a, j) => a + j.n, 0);
     let done = 0;
     let lastReport = 0;
     const progress = (rows: number) => {
@@ -181,6 +213,7 @@ export class QuantFile {
       const bytes = floatTasks.reduce((a, t) => a + t.loc!.length, 0);
       if (threads > 1 && floatTasks.length > 1 && bytes > parallelMinBytes) await quantizeInWorkers(partial, floatTasks, threads, progress);
       else for (const t of floatTasks) quantizePart(fd, t, progress);
+      for (const job of this.rowJobs) writeRows(fd, job, progress);
       closeSync(fd);
     } catch (e) {
       closeSync(fd);
@@ -316,6 +349,20 @@ export function quantizePart(fd: number, t: PartTask, progress: (rows: number) =
     putRows(fd, t, row0, q);
     progress(q.n);
   });
+}
+
+/** Writes a rows job's float32 rows, a group at a time. */
+function writeRows(fd: number, job: RowsJob, progress: (rows: number) => void): void {
+  let at = job.offset;
+  for (const grp of job.groups) {
+    const parts = grp.map((t) => toFloat32(readTensorBytes(t), t.dtype));
+    const rows = grp[0]!.shape[0]!;
+    const out = new Float32Array(rows * grp.length * job.k);
+    for (let r = 0; r < rows; r++) parts.forEach((p, i) => out.set(p.subarray(r * job.k, (r + 1) * job.k), (r * grp.length + i) * job.k));
+    writeAll(fd, new Uint8Array(out.buffer), at);
+    at += out.byteLength;
+    progress(rows * grp.length);
+  }
 }
 
 function writeAll(fd: number, data: Uint8Array, position: number): void {

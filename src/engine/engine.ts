@@ -17,6 +17,7 @@ import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { GenerationConfig, readGenerationConfig } from './generationConfig.js';
 import { EngineOptions, EngineStats, NoticeLevel, FinishReason, FromWorker, ImageForEngine, ModelInfo, StepToken, ToWorker } from './messages.js';
 import { DEFAULT_SAMPLING, SamplingParams, validateSampling } from './samplingParams.js';
+import { configureOrtEnvironment } from '../runtime/ortEnvironment.js';
 
 export type ImageSource = string | Uint8Array;
 
@@ -171,6 +172,7 @@ export class Engine {
     };
     const { chatTemplate: _t, imageLimits: _l, onProgress, lowDetailMaxPixels: _d, panAndScan: _s, imageMaxTokens: _m, revision: _r, onDownloadProgress: _p, onNotice, ...rest } = opts;
     const workerOpts: EngineOptions = { ...rest, modelPath: dir };
+    configureOrtEnvironment();
     const worker = new Worker(new URL('./worker.js', import.meta.url));
     const info = await new Promise<ModelInfo>((resolve, reject) => {
       const done = () => {

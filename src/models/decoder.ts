@@ -223,10 +223,14 @@ function moeMlp(ctx: LayerCtx, x: string, prefix: string, H: number, m: MoeConfi
   // experts and -1e30 elsewhere, that is w / sum(w), so the sum is multiplied back after.
   const routerLogits = g.op('ScatterElements', [g.op('Expand', [g.scalarFloat(-1e30), g.shape(logits)]), idx, g.op('Log', [weights])], { axis: 1 });
   const experts = Array.from({ length: E }, (_, e) => `${prefix}.experts.${e}`);
+  const quant = w.expertQuant([H, I]);
   // fc1 rows interleave each expert's gate and up rows (gate first), as the SwiGLU kernel reads them.
-  const fc1 = w.rowsStack(`${prefix}.experts.fc1`, experts.map((p) => [[`${p}.gate_proj.weight`, [I, H]], [`${p}.up_proj.weight`, [I, H]]]), [E, 2 * I, H]);
-  const fc2 = w.rowsStack(`${prefix}.experts.fc2`, experts.map((p) => [[`${p}.down_proj.weight`, [H, I]]]), [E, H, I]);
-  const mixed = g.op('MoE', [flat, routerLogits, fc1, '', fc2], { activation_type: 'swiglu', swiglu_fusion: 1, k: m.topK, normalize_routing_weights: 0 }, { domain: 'com.microsoft' });
+  const fc1 = w.experts(`${prefix}.experts.fc1`, experts.map((p) => [[`${p}.gate_proj.weight`, [I, H]], [`${p}.up_proj.weight`, [I, H]]]), [E, 2 * I, H], quant);
+  const fc2 = w.experts(`${prefix}.experts.fc2`, experts.map((p) => [[`${p}.down_proj.weight`, [H, I]]]), [E, H, I], quant);
+  const attrs = { activation_type: 'swiglu', swiglu_fusion: 1, k: m.topK, normalize_routing_weights: 0 };
+  const mixed = quant
+    ? g.op('QMoE', [flat, routerLogits, fc1.weights, fc1.scales!, '', fc2.weights, fc2.scales!], { ...attrs, expert_weight_bits: quant.bits, block_size: quant.blockSize }, { domain: 'com.microsoft' })
+    : g.op('MoE', [flat, routerLogits, fc1.weights, '', fc2.weights], attrs, { domain: 'com.microsoft' });
   const routed = g.mul(mixed, g.op('ReduceSum', [weights, g.constInt64([-1])], { keepdims: 1 }));
   const shared = m.shared > 0 ? gatedMlp(ctx, flat, `${prefix}.shared_experts`, H, I * m.shared, 'silu', false) : null;
   const y = shared ? g.add(routed, shared) : routed;

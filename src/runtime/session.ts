@@ -1,5 +1,6 @@
 import ort from 'onnxruntime-node';
 import { GraphBuilder } from './onnx/graph.js';
+import { configureOrtEnvironment } from './ortEnvironment.js';
 import { SessionWeights } from './sessionWeights.js';
 
 export interface RuntimeOptions {
@@ -21,6 +22,7 @@ export class GraphSession {
   private constructor(private readonly session: ort.InferenceSession) {}
 
   static async create(g: GraphBuilder, weights: SessionWeights | null, opts: RuntimeOptions = {}): Promise<GraphSession> {
+    configureOrtEnvironment();
     const model = g.encode();
     const so: ort.InferenceSession.SessionOptions = {
       executionProviders: ['cpu'],

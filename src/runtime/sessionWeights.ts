@@ -88,31 +88,50 @@ export class SessionWeights {
   }
 
   /**
-   * A float32 weight of the given shape made of checkpoint tensors' rows: the groups one after
-   * the other, the tensors of a group interleaved row by row (as a fused kernel reads gate and up
-   * rows). With a weights file it is written there once and read as is; built in the graph
-   * otherwise, where ORT's load-time folding holds several copies of it.
+   * How the policy quantizes mixture-of-experts weights whose rows have these lengths: its bits,
+   * and its block size halved until it divides them all (one block size serves the whole op);
+   * null to keep them float32.
    */
-  rowsStack(key: string, groups: Array<Array<[name: string, shape: [number, number]]>>, shape: number[]): string {
-    const cached = this.byName.get(key);
-    if (cached) return cached;
+  expertQuant(rowLengths: number[]): { bits: NBits; blockSize: number } | null {
+    const policy = this.quant?.policy;
+    if (!policy) return null;
+    const bits = policy.linearBits;
+    let blockSize = policy.blockSizes[bits];
+    while (blockSize > 16 && rowLengths.some((k) => k % blockSize !== 0)) blockSize /= 2;
+    return rowLengths.every((k) => k % blockSize === 0) ? { bits, blockSize } : null;
+  }
+
+  /**
+   * Mixture-of-experts weights [E, N, K] as ONNX Runtime's MoE ops read them, made of checkpoint
+   * tensors' rows: the experts' groups one after the other, the tensors of a group interleaved
+   * row by row (as the fused SwiGLU kernel reads gate and up rows). Float32, or blockwise
+   * quantized with `quant` (bytes [E, N, K * bits / 8] and scales [E, N, K / block]). With a
+   * weights file they are written there once and read as they are; otherwise built in the
+   * graph, where ORT's load-time folding holds several copies of them.
+   */
+  experts(key: string, groups: Array<Array<[name: string, shape: [number, number]]>>, shape: [number, number, number], quant: { bits: NBits; blockSize: number } | null): { weights: string; scales?: string } {
     const file = this.quant?.file;
-    let value: string;
+    const [E, N, K] = shape;
+    if (quant) {
+      const parts: QuantSource[] = groups.flatMap((grp) => grp.map(([name, shape], index) => ({ kind: 'float' as const, loc: this.store.get(name, shape), lane: { index, of: grp.length } })));
+      for (const p of parts) if (p.kind === 'float') this.total += p.loc.length;
+      const added = this.quant!.file.add(`q${quant.bits}:${key}`, parts, K, quant.bits, quant.blockSize, false);
+      const weights = this.g.external(`${key}:B`, DataType.UINT8, [E, N, (K * quant.bits) / 8], this.relative(added.b));
+      const scales = this.g.external(`${key}:scales`, DataType.FLOAT, [E, N, K / quant.blockSize], this.relative(added.scales));
+      this.resident += added.b.length + added.scales.length;
+      return { weights, scales };
+    }
     if (file) {
       const locs = groups.map((grp) => grp.map(([name, shape]) => this.store.get(name, shape)));
       for (const grp of locs) for (const t of grp) this.total += t.length;
-      const ref = file.addRows(key, locs, groups[0]![0]![1][1]);
+      const ref = file.addRows(key, locs, K);
       this.resident += ref.length;
-      value = `rows:${key}`;
-      this.g.external(value, DataType.FLOAT, shape, this.relative(ref));
-    } else {
-      const g = this.g;
-      const group = (grp: Array<[string, [number, number]]>) =>
-        grp.length === 1 ? this.weight(grp[0]![0], grp[0]![1]) : g.reshape(g.concat(grp.map(([n, [r, k]]) => g.reshape(this.weight(n, [r, k]), [r, 1, k])), 1), [-1, grp[0]![1][1]]);
-      value = g.reshape(g.concat(groups.map(group), 0), shape);
+      return { weights: this.g.external(`rows:${key}`, DataType.FLOAT, shape, this.relative(ref)) };
     }
-    this.byName.set(key, value);
-    return value;
+    const g = this.g;
+    const group = (grp: Array<[string, [number, number]]>) =>
+      grp.length === 1 ? this.weight(grp[0]![0], grp[0]![1]) : g.reshape(g.concat(grp.map(([n, [r, k]]) => g.reshape(this.weight(n, [r, k]), [r, 1, k])), 1), [-1, K]);
+    return { weights: g.reshape(g.concat(groups.map(group), 0), shape) };
   }
 
   /**

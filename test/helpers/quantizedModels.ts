@@ -8,8 +8,7 @@ import { copyFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { QuantMode } from '../../src/engine/memoryPlan.js';
-import { loadModelConfig } from '../../src/models/registry.js';
-import { Qwen2VLModel } from '../../src/models/qwen2_vl/model.js';
+import { loadModelConfig, modelGraphs } from '../../src/models/registry.js';
 import { dequantize } from '../../src/runtime/quant/nbits.js';
 import { quantizeRaw } from '../../src/runtime/quant/rawRows.js';
 import { readTensorBytes } from '../../src/runtime/safetensors.js';
@@ -48,7 +47,7 @@ export function writeModelCopy(srcDir: string, tensors: RawTensor[], patchConfig
  */
 export function dequantizedCopy(srcDir: string, mode: QuantMode): { dir: string; replaced: Map<string, number> } {
   const config = loadModelConfig(srcDir);
-  const { vision, text } = Qwen2VLModel.graphs(WeightStore.open(srcDir), config, { quantization: mode });
+  const { vision, text } = modelGraphs(WeightStore.open(srcDir), config, { quantization: mode });
   const bitsOf = new Map<string, { bits: 4 | 8; blockSize: number }>();
   for (const w of [vision.w, text.w]) for (const e of w.quantFile?.entries ?? []) for (const n of e.floatParts) bitsOf.set(n, e);
   const replaced = new Map<string, number>();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { QuantMode } from '../../src/engine/memoryPlan.js';
-import { loadModelConfig } from '../../src/models/registry.js';
+import { loadModelConfig, modelGraphs } from '../../src/models/registry.js';
 import { ModelLoadOptions, VisionLanguageModel } from '../../src/models/model.js';
 import { loadModel } from '../../src/models/registry.js';
 import { decodeImage } from '../../src/multimodal/decode.js';
@@ -139,3 +139,34 @@ test('the Engine serves an AWQ checkpoint (--quantization awq asserts it) and re
     /--quantization awq: .* is not an AWQ checkpoint \(config\.json quantization_config: none\)/,
   );
 });
+
+/** Greedy tokens and their top-5 logprobs for every golden chat case of a DeepSeek-VL2 model. */
+async function deepseekRuns(dir: string, opts: Partial<import('../../src/engine/engine.js').EngineLoadOptions>) {
+  const spec = JSON.parse(readFileSync(fixturePath('golden/deepseek_vl2/chat_cases.json'), 'utf8')) as { cases: Array<{ name: string; messages: unknown[] }> };
+  return withEngine(dir, async (e) => {
+    const out = [];
+    for (const c of spec.cases) {
+      const r = await e.generate({ messages: c.messages as never, sampling: { maxNewTokens: 8, temperature: 0, ignoreEos: true, topLogprobs: 5 } });
+      out.push({ name: c.name, tokens: r.tokenIds, logprobs: r.logprobs!.map((l) => l.top.map((t) => t.logprob)) });
+    }
+    return out;
+  }, opts);
+}
+
+for (const mode of ['int8', 'int4'] as QuantMode[]) {
+  test(`deepseek_vl2 ${mode}: routed experts run quantized (QMoE) and equal float32 with the dequantized weights`, async () => {
+    const modelDir = fixturePath('golden/deepseek_vl2/model');
+    const { dir, replaced } = dequantizedCopy(modelDir, mode);
+    const experts = [...replaced].filter(([n]) => /mlp\.experts\.\d+\.(gate|up|down)_proj/.test(n));
+    assert.ok(experts.length > 0 && experts.every(([, b]) => b === (mode === 'int4' ? 4 : 8)), `${experts.length} expert weights quantized to ${mode}`);
+    const text = modelGraphs(WeightStore.open(modelDir), loadModelConfig(modelDir), { quantization: mode }).text as unknown as { g: { encode(): Uint8Array } };
+    assert.ok(Buffer.from(text.g.encode()).toString('latin1').includes('QMoE'), 'the decoder uses the quantized MoE op');
+    const got = await deepseekRuns(modelDir, { quantization: mode, accuracyLevel: 0 });
+    const want = await deepseekRuns(dir, {});
+    got.forEach((g, i) => {
+      assert.deepEqual(g.tokens, want[i]!.tokens, g.name);
+      const diff = Math.max(...g.logprobs.flatMap((row, j) => row.map((v, k) => Math.abs(v - want[i]!.logprobs[j]![k]!))));
+      assert.ok(diff < 1e-4, `${g.name}: top-5 logprobs differ by ${diff}`);
+    });
+  });
+}

@@ -20,9 +20,13 @@ export function irisCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'iris');
 }
 
-/** One part of a quantized weight: a float checkpoint tensor to quantize, or an already quantized one to repack. */
+/**
+ * One part of a quantized weight: a float checkpoint tensor to quantize, or an already quantized
+ * one to repack. Float parts with a `lane` are interleaved row by row with the parts beside them
+ * (lanes 0..of-1 in order, of equal rows), as a fused kernel reads gate and up rows.
+ */
 export type QuantSource =
-  | { kind: 'float'; loc: TensorLocation }
+  | { kind: 'float'; loc: TensorLocation; lane?: { index: number; of: number } }
   | { kind: 'packed'; id: string; n: number; repack: () => NBitsWeight };
 
 /** The file regions of one MatMulNBits weight. */
@@ -56,7 +60,8 @@ interface RowsJob {
 }
 
 function sourceId(s: QuantSource): string {
-  return s.kind === 'float' ? `${s.loc.name}:${s.loc.dtype}:${s.loc.shape.join('x')}` : s.id;
+  if (s.kind === 'packed') return s.id;
+  return `${s.loc.name}:${s.loc.dtype}:${s.loc.shape.join('x')}${s.lane ? `:${s.lane.index}/${s.lane.of}` : ''}`;
 }
 
 /**
@@ -175,20 +180,23 @@ export class QuantFile {
       let row = 0;
       for (const part of job.parts) {
         const n = part.kind === 'float' ? part.loc.shape[0]! : part.n;
+        const lane = (part.kind === 'float' && part.lane) || { index: 0, of: 1 };
+        const first = row + lane.index;
         const task: PartTask = {
           name: job.name,
           bits: job.bits,
           blockSize: job.blockSize,
           k: job.k,
           n,
-          b: job.offsets.b + row * L.rowBytes,
-          scales: job.offsets.scales + row * L.kBlocks * 4,
-          zeroPoints: job.zeroPoints ? job.offsets.zeroPoints + row * L.zpRowBytes : -1,
+          b: job.offsets.b + first * L.rowBytes,
+          scales: job.offsets.scales + first * L.kBlocks * 4,
+          zeroPoints: job.zeroPoints ? job.offsets.zeroPoints + first * L.zpRowBytes : -1,
+          stride: lane.of,
           loc: part.kind === 'float' ? part.loc : null,
         };
         if (part.kind === 'float') floatTasks.push(task);
         else packed.push({ task, part });
-        row += n;
+        if (lane.index === lane.of - 1) row += n * lane.of;
       }
     }
     const total = this.jobs.reduce((a, j) => a + j.n, 0) + this.rowJobs.reduce((a, j) => a + j.n, 0);
@@ -320,6 +328,8 @@ export interface PartTask {
   b: number;
   scales: number;
   zeroPoints: number;
+  /** Rows of the weight from one of this part's rows to the next (> 1: interleaved with other parts). */
+  stride: number;
   /** The float tensor to quantize; null for a repacked one. */
   loc: TensorLocation | null;
 }
@@ -327,15 +337,17 @@ export interface PartTask {
 /** Writes quantized rows `row0..row0+q.n` of a part at its offsets. */
 function putRows(fd: number, t: PartTask, row0: number, q: NBitsWeight): void {
   const L = nbitsLayout(t.bits, t.blockSize, t.k);
-  writeAll(fd, q.b, t.b + row0 * L.rowBytes);
-  writeAll(fd, new Uint8Array(q.scales.buffer, q.scales.byteOffset, q.scales.byteLength), t.scales + row0 * L.kBlocks * 4);
-  if (t.zeroPoints >= 0) {
-    // A part whose zero points all equal the implied one comes without them.
-    const zp = q.zeroPoints ?? packZeroPoints(q.bits, q.n, L.kBlocks, new Uint8Array(q.n * L.kBlocks).fill(L.defaultZero));
-    writeAll(fd, zp, t.zeroPoints + row0 * L.zpRowBytes);
-  } else if (q.zeroPoints) {
-    throw new ModelLoadError(`${t.name}: unexpected zero points`);
-  }
+  if (q.zeroPoints && t.zeroPoints < 0) throw new ModelLoadError(`${t.name}: unexpected zero points`);
+  // A part whose zero points all equal the implied one comes without them.
+  const zp = t.zeroPoints < 0 ? null : q.zeroPoints ?? packZeroPoints(q.bits, q.n, L.kBlocks, new Uint8Array(q.n * L.kBlocks).fill(L.defaultZero));
+  const scales = new Uint8Array(q.scales.buffer, q.scales.byteOffset, q.scales.byteLength);
+  const put = (data: Uint8Array, at: number, rowBytes: number) => {
+    if (t.stride === 1) writeAll(fd, data, at + row0 * rowBytes);
+    else for (let r = 0; r < q.n; r++) writeAll(fd, data.subarray(r * rowBytes, (r + 1) * rowBytes), at + (row0 + r) * t.stride * rowBytes);
+  };
+  put(q.b, t.b, L.rowBytes);
+  put(scales, t.scales, L.kBlocks * 4);
+  if (zp) put(zp, t.zeroPoints, L.zpRowBytes);
 }
 
 /** Quantizes a float part a chunk of rows at a time, straight from its safetensors file into `fd`. */

@@ -234,7 +234,7 @@ async function benchFamily(f: FamilyBench, modes: Array<QuantMode | 'auto'>, opt
     if (isError(run) || run.error) log(`${f.name} ${requested}: failed: ${run.error}`);
     const steps = stepBytes(dir, isError(run) ? mode : run.quantization);
     // A MoE decode step reads only the chosen experts of each layer.
-    if (f.key === 'deepseek') steps.perStep -= inactiveExpertBytes();
+    if (f.key === 'deepseek') steps.perStep -= inactiveExpertBytes(isError(run) ? mode : run.quantization);
     res.modes.push({ requested, mode: isError(run) ? mode : run.quantization, steps, firstLoad, run });
     ran.add(isError(run) ? mode : run.quantization);
   }

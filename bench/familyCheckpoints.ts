@@ -31,6 +31,8 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PyFloat, TensorSpec, goldenModelDir, pythonJson, writeTensorFiles } from '../tools/checkpoint.js';
+import type { QuantMode } from '../src/engine/memoryPlan.js';
+import { QUANT_BLOCK_SIZES } from '../src/runtime/quant/policy.js';
 
 export type FamilyCheckpointName = 'gemma3-4b' | 'mllama-11b' | 'deepseek-vl2-tiny';
 
@@ -321,11 +323,15 @@ function deepseekTensors(): TensorSpec[] {
   return out;
 }
 
-/** Bytes of the routed experts a decode step does not read (all but the top-k of each MoE layer), as the session holds them (float32). */
-export function inactiveExpertBytes(): number {
+/**
+ * Bytes of the routed experts a decode step does not read (all but the top-k of each MoE layer),
+ * as the session holds them in the mode: float32, or int8 / int4 with a float32 scale per block.
+ */
+export function inactiveExpertBytes(mode: QuantMode): number {
   const t = DSVL2_TINY_CONFIG.language_config;
   const moeLayers = t.num_hidden_layers - t.first_k_dense_replace;
-  return moeLayers * (t.n_routed_experts - t.num_experts_per_tok) * 3 * t.moe_intermediate_size * t.hidden_size * 4;
+  const perWeight = mode === 'none' ? 4 : mode === 'int8' ? 1 + 4 / QUANT_BLOCK_SIZES[8] : 0.5 + 4 / QUANT_BLOCK_SIZES[4];
+  return moeLayers * (t.n_routed_experts - t.num_experts_per_tok) * 3 * t.moe_intermediate_size * t.hidden_size * perWeight;
 }
 
 const RELEASES: Record<FamilyCheckpointName, FamilyRelease> = {

@@ -63,11 +63,28 @@ function logSumExp(x: Float32Array): { max: number; lse: number } {
   return { max, lse: max + Math.log(sum) };
 }
 
+/** Sets to -Infinity every logit whose token the mask (bit i of word i >> 5) does not allow. */
+function applyMask(logits: Float32Array, mask: Int32Array): void {
+  const V = logits.length;
+  for (let w = 0; w < mask.length; w++) {
+    const bits = mask[w]!;
+    if (bits === -1) continue;
+    const base = w << 5;
+    for (let b = 0; b < 32 && base + b < V; b++) if (!(bits & (1 << b))) logits[base + b] = -Infinity;
+  }
+}
+
+function anyFinite(x: Float32Array): boolean {
+  for (let i = 0; i < x.length; i++) if (x[i]! > -Infinity) return true;
+  return false;
+}
+
 /**
- * Picks the next token from one row of logits. Logprobs come from the raw
- * logits (before penalties and temperature), as the reference reports them.
+ * Picks the next token from one row of logits, among the tokens `mask` allows when the output
+ * follows a grammar. Logprobs come from the raw logits (before penalties, temperature and the
+ * grammar's mask), as the reference reports them.
  */
-export function sampleToken(raw: Float32Array, st: SamplerState, scratch: Float32Array): SampledToken {
+export function sampleToken(raw: Float32Array, st: SamplerState, scratch: Float32Array, mask?: Int32Array): SampledToken {
   const p = st.params;
   const logits = scratch;
   logits.set(raw);
@@ -84,6 +101,14 @@ export function sampleToken(raw: Float32Array, st: SamplerState, scratch: Float3
   if (st.generated < p.minNewTokens) {
     for (const e of st.eosIds) if (e < logits.length) logits[e] = -Infinity;
     for (const e of p.stopTokenIds) if (e < logits.length) logits[e] = -Infinity;
+  }
+  if (mask) {
+    applyMask(logits, mask);
+    // A complete grammar allows only its stop tokens, which min_tokens holds back: the grammar wins.
+    if (!anyFinite(logits)) {
+      logits.set(raw);
+      applyMask(logits, mask);
+    }
   }
 
   let tokenId: number;

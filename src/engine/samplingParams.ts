@@ -1,3 +1,4 @@
+import type { Constraint } from '../structured/constraint.js';
 import { InvalidRequestError } from '../errors.js';
 
 /** How to pick each next token; OpenAI names plus SGLang's extras. */
@@ -21,6 +22,8 @@ export interface SamplingParams {
   skipSpecialTokens: boolean;
   /** Return the chosen token's logprob and this many alternatives per step; null: none. */
   topLogprobs: number | null;
+  /** A grammar the output must follow (JSON schema, regex, EBNF...); null: free text. */
+  constraint: Constraint | null;
 }
 
 export const DEFAULT_SAMPLING: SamplingParams = {
@@ -38,6 +41,7 @@ export const DEFAULT_SAMPLING: SamplingParams = {
   ignoreEos: false,
   skipSpecialTokens: true,
   topLogprobs: null,
+  constraint: null,
 };
 
 /** Checks ranges and names the offending field. */

@@ -5,12 +5,15 @@ import { EngineStats, FinishReason, GenerateMsg } from './messages.js';
 import { PrefixCache, PrefixMatch } from './prefixCache.js';
 import { SamplerState, sampleToken } from './sampler.js';
 import { Sequence } from './sequence.js';
+import type { GrammarService, MaskState } from '../structured/grammarService.js';
 import { VisionCache } from './visionCache.js';
 
 export interface StepEvent {
   seq: Sequence;
   finish: FinishReason | null;
   matchedStop: number | null;
+  /** The sequence failed (its grammar state broke): reported as an error, not a finish. */
+  error?: string;
 }
 
 export interface SchedulerOptions {
@@ -76,6 +79,8 @@ export class Scheduler {
   private preemptions = 0;
   /** The window of the model's sliding-window layers (their K/V in rings), or null. */
   private readonly window: number | null;
+  /** The grammar thread, once a constrained request came (its state opened before `add`). */
+  grammars: GrammarService | null = null;
 
   constructor(
     private readonly model: VisionLanguageModel,
@@ -111,7 +116,12 @@ export class Scheduler {
     }
     const sampler = new SamplerState(msg.sampling, msg.ids, msg.sampling.ignoreEos ? [] : this.eosIds);
     const m = this.model;
-    this.waiting.push(new Sequence(msg.id, msg.ids, msg.images, sampler, m.promptGroups?.(msg.ids, msg.images) ?? null, m.keepsImageStates ? m.promptImageVisibility!(msg.ids, msg.images) : null));
+    const seq = new Sequence(msg.id, msg.ids, msg.images, sampler, m.promptGroups?.(msg.ids, msg.images) ?? null, m.keepsImageStates ? m.promptImageVisibility!(msg.ids, msg.images) : null);
+    if (msg.sampling.constraint) {
+      if (!this.grammars) throw new IrisError('a constrained request came before its grammar state');
+      seq.grammarMask = this.askMask(seq, -1);
+    }
+    this.waiting.push(seq);
   }
 
   /** Marks a request aborted; returns it if it was still waiting (removed at once). */
@@ -434,13 +444,21 @@ export class Scheduler {
     const logits = await this.guard(seqs, () => this.model.forward(inputs, Scheduler.concat(extra.length ? extra : [new Float32Array(0)]), this.pool, { packed }));
     this.cost.add(computed, performance.now() - t0);
     const V = this.scratch.length;
+    const ready: Array<[Sequence, number]> = [];
     items.forEach(([seq, n], k) => {
       seq.cachedLen += n;
       if (seq.cachedLen === seq.promptIds.length && seq.output.length === 0) this.snapshotPromptWindow(seq);
       if (seq.pendingTokens === 0) {
         if (!this.model.keepsImageStates) seq.embeds = seq.embeds.map(() => null);
-        this.accept(seq, logits.subarray(k * V, (k + 1) * V), events);
+        ready.push([seq, k]);
       }
+    });
+    // Grammar masks were asked for when the previous tokens were chosen, and computed while the
+    // model ran: usually ready by now.
+    const masks = await Promise.all(ready.map(([s]) => s.grammarMask?.catch((e: Error) => e) ?? null));
+    ready.forEach(([seq, k], j) => {
+      // An abort may have come in while the masks were awaited.
+      if (this.running.includes(seq)) this.accept(seq, logits.subarray(k * V, (k + 1) * V), events, masks[j]!);
     });
   }
 
@@ -454,9 +472,27 @@ export class Scheduler {
     }
   }
 
-  /** Samples the next token of `seq` and decides whether it finished. */
-  private accept(seq: Sequence, logits: Float32Array, events: StepEvent[]): void {
-    const tok = sampleToken(logits, seq.sampler, this.scratch);
+  /** Asks the grammar thread for the mask after `token`; a failure is read when the mask is needed (or never, if the sequence ends first). */
+  private askMask(seq: Sequence, token: number): Promise<MaskState> {
+    const p = this.grammars!.next(seq.id, token);
+    p.catch(() => undefined);
+    return p;
+  }
+
+  /** Samples the next token of `seq` (within its grammar's mask, if any) and decides whether it finished. */
+  private accept(seq: Sequence, logits: Float32Array, events: StepEvent[], grammar: MaskState | Error | null = null): void {
+    if (grammar instanceof Error) {
+      this.leave(seq);
+      events.push({ seq, finish: 'abort', matchedStop: null, error: `the output's grammar failed: ${grammar.message}` });
+      return;
+    }
+    if (grammar?.terminated) {
+      // The grammar ended on a stop token the sampler did not count as one (ignore_eos).
+      this.leave(seq);
+      events.push({ seq, finish: 'stop', matchedStop: null });
+      return;
+    }
+    const tok = sampleToken(logits, seq.sampler, this.scratch, grammar?.mask);
     seq.sampler.record(tok.tokenId);
     seq.output.push(tok.tokenId);
     seq.keys.push(tok.tokenId);
@@ -472,6 +508,7 @@ export class Scheduler {
       finish = 'length';
     }
     if (finish) this.leave(seq);
+    else if (grammar) seq.grammarMask = this.askMask(seq, tok.tokenId);
     events.push({ seq, finish, matchedStop });
   }
 }

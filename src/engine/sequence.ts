@@ -1,5 +1,6 @@
 import { ImageForEngine, StepToken } from './messages.js';
 import { SamplerState } from './sampler.js';
+import type { MaskState } from '../structured/grammarService.js';
 import type { WindowSnapshot } from './prefixCache.js';
 
 /** Base of the cache keys standing for image tokens (above any vocabulary). */
@@ -37,6 +38,8 @@ export class Sequence {
   embeds: Array<Float32Array | null>;
   aborted = false;
   pending: StepToken[] = [];
+  /** With a grammar: the mask for the next token, asked for as soon as the last one was chosen. */
+  grammarMask: Promise<MaskState> | null = null;
   readonly arrival: number;
   private static counter = 0;
 

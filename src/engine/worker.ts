@@ -5,13 +5,20 @@ import { WeightStore } from '../runtime/weightStore.js';
 import { readGenerationConfig } from './generationConfig.js';
 import { KvPagePool, kvBytesPerToken, ringPages, windowBytesPerToken } from './kvPool.js';
 import { QUANT_MODES, memoryFacts, planMemory } from './memoryPlan.js';
-import { EngineOptions, FromWorker, ToWorker } from './messages.js';
+import { EngineOptions, FromWorker, GenerateMsg, ToWorker } from './messages.js';
 import { Scheduler } from './scheduler.js';
+import { GrammarService } from '../structured/grammarService.js';
 
 /** The engine thread: owns the model, the KV pool and the scheduler loop. */
 const port = parentPort!;
 const send = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 let scheduler: Scheduler | null = null;
+/** What grammars need of the model: its folder (tokenizer), logits size and stop tokens. */
+let grammarModel: { dir: string; vocabSize: number; eos: number[] } | null = null;
+let grammars: GrammarService | null = null;
+/** Constrained requests whose grammar is compiling, and those of them aborted meanwhile. */
+const compiling = new Set<string>();
+const abortedWhileCompiling = new Set<string>();
 let looping = false;
 let stopping = false;
 
@@ -62,6 +69,7 @@ async function init(options: EngineOptions): Promise<void> {
   const windowPages = windowCapTokens > 0 ? Math.ceil(Math.min(windowCapTokens, maxTotalTokens) / pageSize) + 1 : 0;
   const pool = new KvPagePool(kv, Math.ceil(maxTotalTokens / pageSize) + 1, pageSize, Math.max(windowPages, windowCapTokens > 0 ? ringPages(kv, pageSize) + 1 : 0));
   const eos = [...new Set([...gen.eosTokenIds, ...config.eosTokenIds])];
+  grammarModel = { dir: options.modelPath, vocabSize: tc.vocabSize, eos };
   scheduler = new Scheduler(model, pool, eos, {
     contextLength,
     maxRunning,
@@ -87,6 +95,34 @@ async function init(options: EngineOptions): Promise<void> {
   });
 }
 
+/**
+ * A request with a grammar joins the scheduler once its grammar is compiled (on the grammar
+ * thread, cached by its text) and its state is opened; meanwhile the engine steps on.
+ */
+async function admitConstrained(m: GenerateMsg): Promise<void> {
+  compiling.add(m.id);
+  try {
+    grammars ??= GrammarService.start(grammarModel!.dir, grammarModel!.vocabSize);
+    scheduler!.grammars = grammars;
+    const c = m.sampling.constraint!;
+    await grammars.compile(c);
+    await grammars.open(m.id, c, [...new Set([...grammarModel!.eos, ...m.sampling.stopTokenIds])]);
+    if (abortedWhileCompiling.has(m.id)) {
+      grammars.close(m.id);
+      send({ type: 'tokens', id: m.id, tokens: [], finish: 'abort', matchedStop: null, promptTokens: m.ids.length, cachedTokens: 0 });
+      return;
+    }
+    scheduler!.add(m);
+    void loop();
+  } catch (e) {
+    grammars?.close(m.id);
+    send(errorMsg(e, m.id));
+  } finally {
+    compiling.delete(m.id);
+    abortedWhileCompiling.delete(m.id);
+  }
+}
+
 async function loop(): Promise<void> {
   if (looping || !scheduler) return;
   looping = true;
@@ -102,6 +138,11 @@ async function loop(): Promise<void> {
         continue;
       }
       for (const ev of events) {
+        if (ev.finish) grammars?.close(ev.seq.id);
+        if (ev.error) {
+          send(errorMsg(new IrisError(ev.error), ev.seq.id));
+          continue;
+        }
         const tokens = ev.seq.pending;
         ev.seq.pending = [];
         // A request that ended normally is past its vision encoding: its pixel buffers go back
@@ -123,6 +164,10 @@ port.on('message', (m: ToWorker) => {
       init(m.options).catch((e) => send(errorMsg(e, null)));
       break;
     case 'generate':
+      if (m.sampling.constraint) {
+        void admitConstrained(m);
+        break;
+      }
       try {
         scheduler!.add(m);
         void loop();
@@ -131,7 +176,13 @@ port.on('message', (m: ToWorker) => {
       }
       break;
     case 'abort': {
+      if (compiling.has(m.id)) {
+        abortedWhileCompiling.add(m.id);
+        break;
+      }
       const removed = scheduler?.abort(m.id);
+      // A running one finishes as aborted at the next step, which closes its grammar state.
+      if (removed) grammars?.close(m.id);
       if (removed) send({ type: 'tokens', id: m.id, tokens: [], finish: 'abort', matchedStop: null, promptTokens: removed.promptIds.length, cachedTokens: 0 });
       void loop();
       break;

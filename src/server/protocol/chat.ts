@@ -48,7 +48,6 @@ export const CHAT_UNSUPPORTED: Record<string, (v: unknown) => boolean> = {
   tool_choice: (v) => v !== 'none' && v !== 'auto',
   functions: (v) => Array.isArray(v) && v.length > 0,
   function_call: (v) => v !== 'none' && v !== 'auto',
-  response_format: (v) => (v as { type?: string }).type !== 'text',
   logit_bias: (v) => typeof v === 'object' && Object.keys(v as object).length > 0,
   audio: () => true,
   modalities: (v) => !(Array.isArray(v) && v.every((m) => m === 'text')),

@@ -6,6 +6,7 @@ import { ServerContext } from '../context.js';
 import { CHAT_UNSUPPORTED, chatRequestSchema } from '../protocol/chat.js';
 import { chatCompletionJson, chatLogprobs, sumUsage, usageJson } from '../protocol/responses.js';
 import { toSampling } from '../protocol/sampling.js';
+import { ConstraintFields, constraintFromRequest } from '../protocol/constraints.js';
 import { parseBody, refuseUnsupported } from '../protocol/validate.js';
 import { RunningRequest, streamSse } from './run.js';
 
@@ -23,7 +24,7 @@ export async function chatCompletions(ctx: ServerContext, request: FastifyReques
   try {
     const prepared = await ctx.engine.prepare({
       messages,
-      sampling: toSampling(body, topN),
+      sampling: { ...toSampling(body, topN), constraint: constraintFromRequest(body as ConstraintFields) },
       chatTemplateKwargs: body.chat_template_kwargs ?? undefined,
       processorKwargs: body.mm_processor_kwargs ?? undefined,
       continueFinalMessage: body.continue_final_message ?? undefined,

@@ -5,6 +5,7 @@ import { ServerContext } from '../context.js';
 import { COMPLETION_UNSUPPORTED, completionRequestSchema } from '../protocol/completions.js';
 import { completionLogprobs, sumUsage, usageJson } from '../protocol/responses.js';
 import { toSampling } from '../protocol/sampling.js';
+import { ConstraintFields, constraintFromRequest } from '../protocol/constraints.js';
 import { parseBody, refuseUnsupported } from '../protocol/validate.js';
 import { RunningRequest, streamSse } from './run.js';
 
@@ -17,7 +18,7 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   const p = body.prompt;
   const prompts: Array<string | number[]> =
     typeof p === 'string' ? [p] : typeof p[0] === 'number' ? [p as number[]] : (p as Array<string | number[]>);
-  const sampling = toSampling({ ...body, max_tokens: body.max_tokens ?? 16 }, topN);
+  const sampling = { ...toSampling({ ...body, max_tokens: body.max_tokens ?? 16 }, topN), constraint: constraintFromRequest(body as ConstraintFields) };
 
   const run = new RunningRequest(ctx, request, reply);
   try {

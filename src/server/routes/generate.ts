@@ -5,6 +5,7 @@ import { InvalidRequestError } from '../../errors.js';
 import { ServerContext } from '../context.js';
 import { generateRequestSchema } from '../protocol/completions.js';
 import { toSampling } from '../protocol/sampling.js';
+import { ConstraintFields, constraintFromRequest } from '../protocol/constraints.js';
 import { parseBody } from '../protocol/validate.js';
 import { RunningRequest, streamSse } from './run.js';
 
@@ -24,7 +25,7 @@ export async function generate(ctx: ServerContext, request: FastifyRequest, repl
   const images = body.image_data === undefined || body.image_data === null ? [] : (Array.isArray(body.image_data) ? body.image_data : [body.image_data]).map((x) => (typeof x === 'string' ? x : x.url));
   const topN = body.return_logprob ? (body.top_logprobs_num ?? 0) : null;
   const sp = body.sampling_params ?? {};
-  const sampling = toSampling({ ...sp, max_new_tokens: sp.max_new_tokens ?? 128 }, topN);
+  const sampling = { ...toSampling({ ...sp, max_new_tokens: sp.max_new_tokens ?? 128 }, topN), constraint: constraintFromRequest(sp as ConstraintFields) };
 
   const run = new RunningRequest(ctx, request, reply);
   try {

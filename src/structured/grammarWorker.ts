@@ -1,0 +1,158 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import type { CompiledGrammar, GrammarCompiler, GrammarMatcher } from '@mlc-ai/web-xgrammar';
+import { Constraint, constraintKey } from './constraint.js';
+import type { GrammarReply, GrammarRequest } from './grammarService.js';
+import { GrammarVocab, SECOND_BYTE } from './vocab.js';
+import { XGrammarModule, explained, loadXgrammar, xgrammar } from './xgrammar.js';
+
+/**
+ * The grammar thread: compiles constraints (cached by their text) and keeps one matcher per
+ * constrained sequence, answering each step with the next token mask. Its own thread, so that
+ * compiling (synchronous WebAssembly, up to seconds for a large schema) never holds up the
+ * engine's steps, and a mask is computed while the model runs the step it is for.
+ */
+const port = parentPort!;
+const { vocab, vocabSize } = workerData as { vocab: GrammarVocab; vocabSize: number };
+/** Compiled grammars kept (by key, least recently used dropped first). */
+const CACHE_SIZE = 128;
+
+type Compiler = GrammarCompiler;
+const xg = xgrammar();
+let compilerReady: Promise<Compiler> | null = null;
+function compiler(): Promise<Compiler> {
+  compilerReady ??= xg.TokenizerInfo.createTokenizerInfo(vocab.encoded, vocab.vocabType, vocab.prependSpace, vocabSize, []).then((info) => xg.GrammarCompiler.createGrammarCompiler(info, false));
+  return compilerReady;
+}
+
+/**
+ * A second instance, with a vocabulary of single bytes, that compiles each new grammar first:
+ * xgrammar aborts its WebAssembly call on a bad grammar, after which that instance misbehaves
+ * (measured: the next matcher it makes aborts too). A bad grammar only ever breaks this one,
+ * which is then replaced; the instance holding the sequences' matchers only sees good ones.
+ */
+let checker: { xg: XGrammarModule; compiler: Promise<Compiler> } | null = null;
+function checkerCompiler(): Promise<Compiler> {
+  if (!checker) {
+    const x = loadXgrammar();
+    const bytes = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i));
+    checker = { xg: x, compiler: x.TokenizerInfo.createTokenizerInfo(bytes, 'raw', false, 256, []).then((info) => x.GrammarCompiler.createGrammarCompiler(info, false)) };
+  }
+  return checker.compiler;
+}
+
+/**
+ * xgrammar's JSON-schema grammar lets length-bounded strings hold raw control characters, which
+ * JSON forbids (JSON.parse and Python's json.loads reject them); its unbounded strings exclude
+ * them. Bounded strings get the same character class.
+ */
+const LOOSE_STRING_CHAR = /\[\^\\?"\\\\\\r\\n\]/g;
+const JSON_STRING_CHAR = '[^\\0-\\x1f\\"\\\\]';
+
+async function compileWith(x: XGrammarModule, comp: Compiler, c: Constraint): Promise<CompiledGrammar> {
+  switch (c.kind) {
+    case 'json_schema':
+    case 'json_object': {
+      // One line, no spaces: output as compact as OpenAI's strict mode writes it, so a model
+      // cannot spend its tokens on whitespace.
+      const schema = c.kind === 'json_schema' ? c.schema : '{"type":"object"}';
+      const grammar = await x.Grammar.fromJSONSchema(schema, false, -1, [',', ':'], c.kind === 'json_schema' && c.strict);
+      const text = grammar.toString().replace(LOOSE_STRING_CHAR, JSON_STRING_CHAR);
+      grammar.dispose();
+      return comp.compileGrammar(text, 'root');
+    }
+    case 'regex':
+      return comp.compileStructuralTag({ type: 'structural_tag', format: { type: 'regex', pattern: c.pattern } });
+    case 'ebnf':
+      return comp.compileGrammar(c.grammar, 'root');
+    case 'structural_tag':
+      return comp.compileStructuralTag(JSON.parse(c.tag) as Record<string, unknown>);
+  }
+}
+
+/**
+ * After a token ending in a lead byte whose next byte is narrower than any continuation byte (E0,
+ * ED, F0, F4), tokens starting with a continuation byte it does not allow are taken out of the
+ * mask: xgrammar's byte-level matching would let them form an overlong or surrogate sequence.
+ */
+function narrowAfterLead(mask: Int32Array, lead: number | undefined): void {
+  const allowed = lead === undefined ? undefined : SECOND_BYTE[lead];
+  if (!allowed) return;
+  for (let b = 0x80; b < 0xc0; b++) {
+    if (b >= allowed[0] && b <= allowed[1]) continue;
+    for (const id of vocab.byFirstContinuation[b - 0x80]!) mask[id >> 5] = mask[id >> 5]! & ~(1 << (id & 31));
+  }
+}
+
+const cache = new Map<string, CompiledGrammar>();
+const matchers = new Map<string, GrammarMatcher>();
+
+async function compile(c: Constraint): Promise<CompiledGrammar> {
+  const key = constraintKey(c);
+  const hit = cache.get(key);
+  if (hit) {
+    cache.delete(key);
+    cache.set(key, hit);
+    return hit;
+  }
+  try {
+    const comp = await checkerCompiler();
+    const test = await explained(() => compileWith(checker!.xg, comp, c));
+    test.dispose();
+  } catch (e) {
+    checker = null;
+    throw e;
+  }
+  const g = await explained(async () => compileWith(xg, await compiler(), c));
+  cache.set(key, g);
+  if (cache.size > CACHE_SIZE) {
+    const [oldest, old] = cache.entries().next().value as [string, CompiledGrammar];
+    cache.delete(oldest);
+    // Matchers made from it keep their own reference to the grammar.
+    old.dispose();
+  }
+  return g;
+}
+
+function message(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).trim() || 'the grammar could not be compiled';
+}
+
+async function handle(m: GrammarRequest): Promise<GrammarReply | null> {
+  switch (m.op) {
+    case 'compile':
+      await compile(m.constraint);
+      return { rid: m.rid, ok: true };
+    case 'open': {
+      const g = await compile(m.constraint);
+      matchers.get(m.seq)?.dispose();
+      matchers.set(m.seq, await xg.GrammarMatcher.createGrammarMatcher(g, m.stopIds, false, 0));
+      return { rid: m.rid, ok: true };
+    }
+    case 'next': {
+      const matcher = matchers.get(m.seq);
+      if (!matcher) throw new Error(`no grammar state for sequence ${m.seq}`);
+      if (m.token >= 0 && !matcher.acceptToken(m.token)) throw new Error(`token ${m.token} breaks the grammar`);
+      if (matcher.isTerminated()) return { rid: m.rid, ok: true, terminated: true };
+      const mask = await matcher.getNextTokenBitmask();
+      if (m.token >= 0) narrowAfterLead(mask, vocab.leadAtEnd[m.token]);
+      return { rid: m.rid, ok: true, terminated: false, mask };
+    }
+    case 'close':
+      matchers.get(m.seq)?.dispose();
+      matchers.delete(m.seq);
+      return null;
+  }
+}
+
+// Requests are handled one at a time, in order: a sequence's steps must not overtake each other.
+let chain: Promise<void> = Promise.resolve();
+port.on('message', (m: GrammarRequest) => {
+  chain = chain.then(async () => {
+    try {
+      const r = await handle(m);
+      if (r) port.postMessage(r, r.ok && r.mask ? [r.mask.buffer as ArrayBuffer] : []);
+    } catch (e) {
+      if ('rid' in m) port.postMessage({ rid: m.rid, ok: false, error: message(e) } satisfies GrammarReply);
+    }
+  });
+});

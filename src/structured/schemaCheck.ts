@@ -1,0 +1,54 @@
+/**
+ * Checks a JSON schema before it is compiled: xgrammar enforces most keywords, but silently
+ * ignores some, and an ignored keyword would let through output the client's schema forbids.
+ * Those are refused with the keyword and where it is, so a client never gets JSON that only
+ * looks conforming.
+ */
+
+/** Keywords whose constraint the grammar enforces. */
+const ENFORCED = new Set([
+  'type', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'minItems', 'maxItems',
+  'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref', '$defs', 'definitions',
+  'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'pattern', 'format',
+  'minProperties', 'maxProperties', 'unevaluatedProperties', 'unevaluatedItems', 'propertyNames', 'patternProperties',
+]);
+
+/** Keywords that say nothing about valid values. */
+const ANNOTATIONS = new Set(['$schema', '$id', '$comment', 'title', 'description', 'default', 'examples', 'deprecated', 'readOnly', 'writeOnly', 'name', 'strict', '$anchor']);
+
+/** Sub-schema positions: keyword -> how its value holds schemas. */
+const CHILDREN: Record<string, 'map' | 'list' | 'one'> = {
+  properties: 'map', $defs: 'map', definitions: 'map', patternProperties: 'map',
+  items: 'one', additionalProperties: 'one', unevaluatedProperties: 'one', unevaluatedItems: 'one', propertyNames: 'one',
+  prefixItems: 'list', anyOf: 'list', oneOf: 'list', allOf: 'list',
+};
+
+const TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
+
+export class SchemaError extends Error {}
+
+/** Throws a SchemaError naming the first unsupported or malformed keyword and its JSON pointer. */
+export function checkJsonSchema(schema: unknown, path = '#'): void {
+  if (typeof schema === 'boolean') return;
+  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) throw new SchemaError(`the schema at ${path} must be an object or a boolean`);
+  for (const [key, value] of Object.entries(schema as Record<string, unknown>)) {
+    const at = `${path}/${key}`;
+    if (ANNOTATIONS.has(key)) continue;
+    if (!ENFORCED.has(key)) throw new SchemaError(`keyword "${key}" (at ${at}) is not supported`);
+    if (key === 'type') {
+      const types = Array.isArray(value) ? value : [value];
+      for (const t of types) if (typeof t !== 'string' || !TYPES.has(t)) throw new SchemaError(`"type" at ${at} must be one of ${[...TYPES].join(', ')}, got ${JSON.stringify(t)}`);
+    }
+    if (key === 'required' && !(Array.isArray(value) && value.every((v) => typeof v === 'string'))) throw new SchemaError(`"required" at ${at} must be an array of strings`);
+    if (key === 'enum' && !Array.isArray(value)) throw new SchemaError(`"enum" at ${at} must be an array`);
+    const kind = CHILDREN[key];
+    if (kind === 'one') checkJsonSchema(value, at);
+    else if (kind === 'list') {
+      if (!Array.isArray(value)) throw new SchemaError(`"${key}" at ${at} must be an array of schemas`);
+      value.forEach((v, i) => checkJsonSchema(v, `${at}/${i}`));
+    } else if (kind === 'map') {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new SchemaError(`"${key}" at ${at} must be an object of schemas`);
+      for (const [k, v] of Object.entries(value)) checkJsonSchema(v, `${at}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`);
+    }
+  }
+}

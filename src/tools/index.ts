@@ -1,0 +1,5 @@
+export type { ParsedToolCall, ToolCallFormat, ToolCallParser, ToolCallStream, ToolChoice, ToolFunction, ToolStreamEvent } from './types.js';
+export { TOOL_CALL_PARSERS, defaultToolCallParser, toolCallParser } from './registry.js';
+export { toolCallStructuralTag } from './constraint.js';
+export { templateRendersTools, toolSystemPrompt } from './prompt.js';
+export { ToolRequestError, validateTools } from './validate.js';

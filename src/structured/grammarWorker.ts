@@ -3,7 +3,8 @@ import type { CompiledGrammar, GrammarCompiler, GrammarMatcher } from '@mlc-ai/w
 import { Constraint, constraintKey } from './constraint.js';
 import type { GrammarReply, GrammarRequest } from './grammarService.js';
 import { GrammarVocab, SECOND_BYTE } from './vocab.js';
-import { XGrammarModule, explained, loadXgrammar, xgrammar } from './xgrammar.js';
+import { jsonSchemaEBNF } from './jsonSchemaGrammar.js';
+import { explained, loadXgrammar, xgrammar } from './xgrammar.js';
 
 /**
  * The grammar thread: compiles constraints (cached by their text) and keeps one matcher per
@@ -30,35 +31,25 @@ function compiler(): Promise<Compiler> {
  * (measured: the next matcher it makes aborts too). A bad grammar only ever breaks this one,
  * which is then replaced; the instance holding the sequences' matchers only sees good ones.
  */
-let checker: { xg: XGrammarModule; compiler: Promise<Compiler> } | null = null;
+let checker: Promise<Compiler> | null = null;
 function checkerCompiler(): Promise<Compiler> {
   if (!checker) {
     const x = loadXgrammar();
     const bytes = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i));
-    checker = { xg: x, compiler: x.TokenizerInfo.createTokenizerInfo(bytes, 'raw', false, 256, []).then((info) => x.GrammarCompiler.createGrammarCompiler(info, false)) };
+    checker = x.TokenizerInfo.createTokenizerInfo(bytes, 'raw', false, 256, []).then((info) => x.GrammarCompiler.createGrammarCompiler(info, false));
   }
-  return checker.compiler;
+  return checker;
 }
 
-/**
- * xgrammar's JSON-schema grammar lets length-bounded strings hold raw control characters, which
- * JSON forbids (JSON.parse and Python's json.loads reject them); its unbounded strings exclude
- * them. Bounded strings get the same character class.
- */
-const LOOSE_STRING_CHAR = /\[\^\\?"\\\\\\r\\n\]/g;
-const JSON_STRING_CHAR = '[^\\0-\\x1f\\"\\\\]';
-
-async function compileWith(x: XGrammarModule, comp: Compiler, c: Constraint): Promise<CompiledGrammar> {
+async function compileWith(comp: Compiler, c: Constraint): Promise<CompiledGrammar> {
   switch (c.kind) {
     case 'json_schema':
     case 'json_object': {
       // One line, no spaces: output as compact as OpenAI's strict mode writes it, so a model
       // cannot spend its tokens on whitespace.
-      const schema = c.kind === 'json_schema' ? c.schema : '{"type":"object"}';
-      const grammar = await x.Grammar.fromJSONSchema(schema, false, -1, [',', ':'], c.kind === 'json_schema' && c.strict);
-      const text = grammar.toString().replace(LOOSE_STRING_CHAR, JSON_STRING_CHAR);
-      grammar.dispose();
-      return comp.compileGrammar(text, 'root');
+      const schema = c.kind === 'json_schema' ? JSON.parse(c.schema) : { type: 'object' };
+      const ebnf = await jsonSchemaEBNF(schema, { separators: [',', ':'], strict: c.kind === 'json_schema' && c.strict, where: 'json_schema', param: 'response_format' });
+      return comp.compileGrammar(ebnf, 'root');
     }
     case 'regex':
       return comp.compileStructuralTag({ type: 'structural_tag', format: { type: 'regex', pattern: c.pattern } });
@@ -96,13 +87,13 @@ async function compile(c: Constraint): Promise<CompiledGrammar> {
   }
   try {
     const comp = await checkerCompiler();
-    const test = await explained(() => compileWith(checker!.xg, comp, c));
+    const test = await explained(() => compileWith(comp, c));
     test.dispose();
   } catch (e) {
     checker = null;
     throw e;
   }
-  const g = await explained(async () => compileWith(xg, await compiler(), c));
+  const g = await explained(async () => compileWith(await compiler(), c));
   cache.set(key, g);
   if (cache.size > CACHE_SIZE) {
     const [oldest, old] = cache.entries().next().value as [string, CompiledGrammar];

@@ -40,6 +40,18 @@ const SCHEMAS: Record<string, Record<string, unknown>> = {
     additionalProperties: false,
   },
   numbers: { type: 'array', items: { type: 'integer', minimum: -5, maximum: 5 }, minItems: 2, maxItems: 4 },
+  ranges: {
+    type: 'object',
+    properties: {
+      a: { type: 'integer', minimum: -17, maximum: 123 },
+      b: { type: 'number', minimum: -3, exclusiveMaximum: 7 },
+      c: { type: 'integer', minimum: 3 },
+      d: { type: 'number', exclusiveMinimum: 0, maximum: 10 },
+      e: { type: 'integer', maximum: -40 },
+    },
+    required: ['a', 'b', 'c'],
+    additionalProperties: false,
+  },
   code: { type: 'object', properties: { code: { type: 'string', pattern: '^[A-Z]{3}-[0-9]{2}$' }, tags: { type: 'array', items: { type: 'string', maxLength: 4 }, maxItems: 2 } }, required: ['code', 'tags'], additionalProperties: false },
 };
 

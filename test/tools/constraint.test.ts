@@ -1,7 +1,9 @@
+import { InvalidRequestError } from '../../src/errors.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { xgrammar } from '../../src/structured/xgrammar.js';
-import { integerRangeEBNF, toolCallStructuralTag } from '../../src/tools/constraint.js';
+import { integerRangeEBNF } from '../../src/structured/numberRanges.js';
+import { toolCallStructuralTag } from '../../src/tools/constraint.js';
 import { toolCallParser } from '../../src/tools/registry.js';
 import type { ToolCallFormat, ToolFunction } from '../../src/tools/types.js';
 import { ToolRequestError } from '../../src/tools/validate.js';
@@ -136,12 +138,13 @@ test('the grammar accepts well-formed calls and rejects wrong names, schema viol
   }
 });
 
-test('choices that name nothing and schemas xgrammar would abort on are rejected with a ToolRequestError', async () => {
+test('choices that name nothing, schemas xgrammar would abort on and keywords it would ignore are rejected with a 400', async () => {
   await assert.rejects(toolCallStructuralTag('qwen25', TOOLS, { name: 'nope' }, false), (e: unknown) => e instanceof ToolRequestError && e.param === 'tool_choice' && /nope/.test(e.message));
   await assert.rejects(toolCallStructuralTag('qwen25', [], 'required', true), (e: unknown) => e instanceof ToolRequestError && e.param === 'tool_choice');
   const bad = async (parameters: Record<string, unknown>, pattern: RegExp) =>
-    assert.rejects(toolCallStructuralTag('llama3', [{ name: 'f', parameters }], 'required', false), (e: unknown) => e instanceof ToolRequestError && e.param === 'tools' && pattern.test(e.message));
+    assert.rejects(toolCallStructuralTag('llama3', [{ name: 'f', parameters }], 'required', false), (e: unknown) => e instanceof InvalidRequestError && (e as InvalidRequestError).param === 'tools' && pattern.test(e.message));
   await bad({ type: 'object', properties: { a: { type: 'text' } } }, /function "f" parameters\.properties\.a: unsupported type "text"/);
+  await bad({ type: 'object', properties: { a: { not: { type: 'string' } } } }, /function "f" parameters: keyword "not" \(at #\/properties\/a\/not\) is not supported/);
   await bad({ type: 'object', properties: { a: { $ref: '#/$defs/missing' } } }, /\$ref "#\/\$defs\/missing" points nowhere/);
   await bad({ type: 'object', properties: { a: { $ref: 'https://example.com/s.json' } } }, /only local \$ref/);
   await bad({ type: 'object', properties: { a: { type: 'integer', minimum: 5, maximum: 4 } } }, /no integer lies within/);

@@ -7,6 +7,7 @@ import { runServe } from './serve.js';
 import { BUILTIN_MODEL_NAME, builtinModelPath } from './builtinModel.js';
 import { followParent, relaunchWithHugePages } from './hugePages.js';
 import { addSglangFlags, ignoredFlagWarnings, pinoLevel } from './sglangFlags.js';
+import { TOOL_CALL_PARSERS } from '../tools/registry.js';
 
 function int(v: string): number {
   const n = Number(v);
@@ -96,6 +97,7 @@ const serve = program
   .option('--max-body-mb <mb>', 'largest request body', float, 64)
   .option('--shutdown-grace-period <seconds>', 'time in-flight requests get to finish on SIGTERM/SIGINT', float, 30)
   .option('--threads <n>', 'compute threads (default: ONNX Runtime chooses)', int)
+  .addOption(new Option('--tool-call-parser <name>', "the format tool calls are written and read in (default: the model family's; qwen25 for families without one)").choices([...TOOL_CALL_PARSERS]))
   .action(async (opts) => {
     for (const w of ignoredFlagWarnings(opts)) process.stderr.write(w + '\n');
     const builtin = opts.modelPath === undefined;

@@ -1,4 +1,5 @@
 import { createServer } from '../server/app.js';
+import type { ToolCallFormat } from '../tools/types.js';
 import { ModelCliOptions, loadEngine } from './loadEngine.js';
 
 export interface ServeCliOptions extends ModelCliOptions {
@@ -25,6 +26,7 @@ export interface ServeCliOptions extends ModelCliOptions {
   lowDetailMaxPixels: number;
   maxBodyMb: number;
   shutdownGracePeriod: number;
+  toolCallParser?: ToolCallFormat;
 }
 
 /** `iris serve`: load the model, serve HTTP, stop cleanly on SIGTERM/SIGINT. */
@@ -75,6 +77,7 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
       maxBodyBytes: Math.round(o.maxBodyMb * 1024 * 1024),
       shutdownGraceSeconds: o.shutdownGracePeriod,
       disableRadixCache: o.disableRadixCache,
+      toolCallParser: o.toolCallParser,
     },
     o.logLevel,
   );

@@ -56,6 +56,8 @@ export interface GenerateInput {
   /** Per-request pixel budget for image resizing. */
   pixelBudget?: PixelBudget;
   chatTemplateKwargs?: Record<string, unknown>;
+  /** Tools for the chat template's `tools` variable (OpenAI's `[{type: 'function', function: {...}}]`). */
+  tools?: unknown[];
   /** Settings of the model's image processor for this request (vLLM's mm_processor_kwargs). */
   processorKwargs?: Record<string, unknown>;
   /** Leave the last (assistant) message open and continue it, instead of starting a new turn. */
@@ -305,6 +307,7 @@ export class Engine {
         addGenerationPrompt: !input.continueFinalMessage,
         continueFinalMessage: input.continueFinalMessage,
         templateKwargs: input.chatTemplateKwargs,
+        tools: input.tools,
       });
       prompt = rendered.prompt;
       sources = rendered.images.map((r) => r.url);

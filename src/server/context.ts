@@ -1,6 +1,8 @@
 import { FastifyBaseLogger } from 'fastify';
 import { Engine } from '../engine/engine.js';
 import { IrisError } from '../errors.js';
+import type { ModelConfig } from '../models/config.js';
+import { defaultToolCallParser, toolCallParser, type ToolCallFormat, type ToolCallParser } from '../tools/index.js';
 import { ServerMetrics } from './metrics.js';
 
 export interface ServeOptions {
@@ -14,6 +16,8 @@ export interface ServeOptions {
   /** Seconds in-flight requests get to finish after SIGTERM/SIGINT. */
   shutdownGraceSeconds: number;
   disableRadixCache?: boolean;
+  /** The format tool calls are written and read in (--tool-call-parser); default: the model family's. */
+  toolCallParser?: ToolCallFormat;
 }
 
 /** What every route handler shares. */
@@ -22,12 +26,25 @@ export class ServerContext {
   private inflight = 0;
   draining = false;
   readonly controllers = new Set<AbortController>();
+  private parser: ToolCallParser | null = null;
 
   constructor(
     readonly engine: Engine,
     readonly opts: ServeOptions,
     readonly log: FastifyBaseLogger,
   ) {}
+
+  /** The tool-call format of this server: --tool-call-parser, or the one the model family writes. */
+  get toolCallParser(): ToolCallParser {
+    if (!this.parser) {
+      const info = this.engine.info;
+      const raw = (this.engine.config as ModelConfig | undefined)?.raw;
+      const textConfig = raw?.text_config as { model_type?: unknown } | undefined;
+      const textType = typeof textConfig?.model_type === 'string' ? textConfig.model_type : undefined;
+      this.parser = toolCallParser(this.opts.toolCallParser ?? defaultToolCallParser(info.architecture, info.modelType, textType));
+    }
+    return this.parser;
+  }
 
   get inFlight(): number {
     return this.inflight;

@@ -162,6 +162,7 @@ export class ChatTemplate {
   readonly path: string | null;
   readonly names: readonly string[];
   private readonly compiled = new Map<string, Compiled>();
+  private readonly texts: Map<string, string>;
   private readonly specialTokens: Record<string, string | string[]>;
   private readonly imagePlaceholder: string | undefined;
   private readonly imagesInOrder: boolean;
@@ -170,6 +171,7 @@ export class ChatTemplate {
     this.source = found.source;
     this.path = found.path;
     this.names = [...found.templates.keys()];
+    this.texts = new Map(found.templates);
     this.specialTokens = opts.specialTokens ?? {};
     this.imagePlaceholder = opts.imagePlaceholder;
     this.imagesInOrder = opts.imagesInOrder ?? false;
@@ -207,6 +209,15 @@ export class ChatTemplate {
   /** A template given as text (tests, --chat-template with inline text). */
   static fromString(text: string, opts: ChatTemplateOptions = {}): ChatTemplate {
     return new ChatTemplate({ source: 'override', path: null, templates: new Map([['default', text]]) }, opts);
+  }
+
+  /**
+   * The Jinja source of the template `render` uses for a request with (or without) tools, or null
+   * when there is none for it (several named templates and none fits).
+   */
+  templateText(opts: { tools?: boolean } = {}): string | null {
+    if (opts.tools && this.texts.has('tool_use')) return this.texts.get('tool_use')!;
+    return this.texts.get('default') ?? null;
   }
 
   contentFormat(name = 'default'): ContentFormat {

@@ -3,3 +3,4 @@ export { TOOL_CALL_PARSERS, defaultToolCallParser, toolCallParser } from './regi
 export { toolCallStructuralTag } from './constraint.js';
 export { templateRendersTools, toolSystemPrompt } from './prompt.js';
 export { ToolRequestError, validateTools } from './validate.js';
+export { hasToolTurns, templateRendersToolCalls, toolCallsText, toolHistoryAsText } from './history.js';

@@ -44,4 +44,5 @@ test('flags Iris cannot honour are errors that say why; unknown flags are named'
   assert.match(serveFails(['--tp', '4']), /--tp must be 1/);
   assert.match(serveFails(['--log-level', 'loud']), /unknown log level loud/);
   assert.match(serveFails(['--no-such-flag']), /unknown option '--no-such-flag'/);
+  assert.match(serveFails(['--tool-call-parser', 'hermes']), /'hermes' is invalid.*qwen25, llama3, mistral/);
 });

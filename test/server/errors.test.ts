@@ -144,8 +144,8 @@ describe('wrong types and values name the field', () => {
 
 describe('unsupported features are refused, not ignored', () => {
   const cases: Array<[string, Record<string, unknown>, string]> = [
-    ['tools', { tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }] }, 'tools'],
-    ['tool_choice required', { tool_choice: 'required' }, 'tool_choice'],
+    ['functions (the legacy form of tools)', { functions: [{ name: 'get_weather', parameters: { type: 'object' } }] }, 'functions'],
+    ['function_call', { function_call: { name: 'get_weather' } }, 'function_call'],
     ['logit_bias', { logit_bias: { '5': 10 } }, 'logit_bias'],
     ['audio output', { modalities: ['text', 'audio'], audio: { voice: 'alloy', format: 'wav' } }, 'audio'],
   ];
@@ -173,7 +173,7 @@ describe('unsupported features are refused, not ignored', () => {
       client.chat.completions.create({
         model: 'm',
         messages: [{ role: 'user', content: 'hi' }],
-        tools: [{ type: 'function', function: { name: 'f' } }],
+        logit_bias: { '5': 10 },
       }),
       (e: unknown) => {
         assert.ok(e instanceof OpenAI.BadRequestError, String(e));
@@ -235,7 +235,7 @@ describe('the server keeps serving', () => {
     const bads: Array<[Promise<JsonResponse>, number]> = [
       [chat('{not json'), 400],
       [chat({ messages: 'nope' }), 400],
-      [chat(chatBody(['hi'], { tools: [{ type: 'function', function: { name: 'f' } }] })), 400],
+      [chat(chatBody(['hi'], { tools: [{ type: 'function', function: { description: 'no name' } }] })), 400],
       [chat(chatBody(['x'.repeat(20_000)])), 413],
       [chat(chatBody(['Look', { url: 'data:image/png;base64,AAAA' }])), 400],
       [chat(chatBody(['Look', { url: 'http://127.0.0.1:9/none.png' }])), 400],

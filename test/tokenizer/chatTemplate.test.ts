@@ -116,6 +116,21 @@ test('tools default to none as in transformers; tool-call arguments reach the te
   assert.equal(t.render(msgs, { tools: [{ type: 'function', function: { name: 'w' } }] }), 'false|Paris');
 });
 
+test('templateText: the source render would use, with and without tools', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'iris-tpl-'));
+  try {
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: [{ name: 'default', template: 'D{{ tools is none }}' }, { name: 'tool_use', template: 'T{{ tools | length }}' }] }));
+    const t = ChatTemplate.load(dir);
+    assert.equal(t.templateText(), 'D{{ tools is none }}');
+    assert.equal(t.templateText({ tools: true }), 'T{{ tools | length }}');
+    assert.equal(t.render([{ role: 'user', content: 'x' }], { tools: [{ type: 'function', function: { name: 'f' } }] }), 'T1');
+    const single = ChatTemplate.fromString('S');
+    assert.equal(single.templateText({ tools: true }), 'S');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('raise_exception in a template is an InvalidRequestError', () => {
   const t = ChatTemplate.fromString("{% if messages[0]['role'] != 'user' %}{{ raise_exception('first message must be from the user') }}{% endif %}ok");
   assert.equal(t.render([{ role: 'user', content: 'a' }]), 'ok');

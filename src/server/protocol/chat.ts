@@ -37,6 +37,10 @@ export const chatRequestSchema = z
     /** vLLM's name: settings of the model's image processor for this request (e.g. MiniCPM-V's max_slice_nums). */
     mm_processor_kwargs: z.record(z.string(), z.unknown()).nullish(),
     continue_final_message: z.boolean().nullish(),
+    /** Checked by validateTools, whose errors name the field. */
+    tools: z.unknown().optional(),
+    tool_choice: z.unknown().optional(),
+    parallel_tool_calls: z.unknown().optional(),
   })
   .loose();
 
@@ -44,8 +48,6 @@ export type ChatRequest = z.infer<typeof chatRequestSchema>;
 
 /** OpenAI fields Iris does not honour yet; sending them gets a 400 that says so. */
 export const CHAT_UNSUPPORTED: Record<string, (v: unknown) => boolean> = {
-  tools: (v) => Array.isArray(v) && v.length > 0,
-  tool_choice: (v) => v !== 'none' && v !== 'auto',
   functions: (v) => Array.isArray(v) && v.length > 0,
   function_call: (v) => v !== 'none' && v !== 'auto',
   logit_bias: (v) => typeof v === 'object' && Object.keys(v as object).length > 0,

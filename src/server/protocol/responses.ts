@@ -1,4 +1,6 @@
 import { GenerateResult, TokenLogprobInfo, Usage } from '../../engine/engine.js';
+import type { ToolCallParser } from '../../tools/index.js';
+import { chatMessageParts, toolFinishReason } from './tools.js';
 
 /** OpenAI/SGLang response shapes, built from engine results. */
 
@@ -46,20 +48,24 @@ export function finishReasonJson(r: GenerateResult['finishReason']): string {
   return r === 'abort' ? 'abort' : r;
 }
 
-export function chatCompletionJson(id: string, created: number, model: string, results: GenerateResult[], topN: number | null, cached: number) {
+/** A chat completion; with a tool-call parser, each choice's calls are read out of its text. */
+export function chatCompletionJson(id: string, created: number, model: string, results: GenerateResult[], topN: number | null, cached: number, parser: ToolCallParser | null = null) {
   const usage = sumUsage(results);
   return {
     id,
     object: 'chat.completion',
     created,
     model,
-    choices: results.map((r, index) => ({
-      index,
-      message: { role: 'assistant', content: r.text, reasoning_content: null, tool_calls: null },
-      logprobs: chatLogprobs(r.logprobs, topN),
-      finish_reason: finishReasonJson(r.finishReason),
-      matched_stop: r.matchedStop,
-    })),
+    choices: results.map((r, index) => {
+      const { content, toolCalls } = chatMessageParts(r.text, parser);
+      return {
+        index,
+        message: { role: 'assistant', content, reasoning_content: null, tool_calls: toolCalls },
+        logprobs: chatLogprobs(r.logprobs, topN),
+        finish_reason: toolFinishReason(finishReasonJson(r.finishReason), toolCalls !== null),
+        matched_stop: r.matchedStop,
+      };
+    }),
     usage: usageJson(usage, cached),
     metadata: { weight_version: 'default' },
   };

@@ -63,6 +63,7 @@ export async function serverInfo(ctx: ServerContext) {
     quantization: e.info.quantization,
     memory_plan: e.info.memoryPlan,
     image_max_tokens: e.imageMaxTokens,
+    tool_call_parser: ctx.toolCallParser.name,
     load_seconds: e.info.loadSeconds,
     num_running_reqs: stats.running,
     num_queued_reqs: stats.waiting,

@@ -5,17 +5,7 @@
  */
 import { F16_TABLE } from '../../src/runtime/safetensors.js';
 
-/** Small deterministic generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from './rng.js';
 
 export function randomInts(count: number, below: number, r: () => number): Uint8Array {
   return Uint8Array.from({ length: count }, () => Math.floor(r() * below));

@@ -1,3 +1,4 @@
+import { schemaViolation } from '../helpers/jsonSchemaValidate.js';
 import { InvalidRequestError } from '../../src/errors.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -228,50 +229,16 @@ function vocab() {
   return cachedVocab;
 }
 
-/** A checker for the schema keywords these tests use. */
-function violations(schema: Record<string, unknown> | undefined, v: unknown, path = '$'): string[] {
-  if (schema === undefined) return JSON.stringify(v) === '{}' ? [] : [`${path}: expected {}`];
-  const out: string[] = [];
-  const kind = v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
-  if (schema.type !== undefined) {
-    const types = (Array.isArray(schema.type) ? schema.type : [schema.type]) as string[];
-    const ok = types.some((t) => (t === 'integer' ? typeof v === 'number' && Number.isInteger(v) : t === kind));
-    if (!ok) return [`${path}: ${JSON.stringify(v)} is not ${types.join('|')}`];
-  }
-  if (Array.isArray(schema.enum) && !schema.enum.some((e) => JSON.stringify(e) === JSON.stringify(v))) out.push(`${path}: not in enum`);
-  if (typeof v === 'number') {
-    if (typeof schema.minimum === 'number' && v < schema.minimum) out.push(`${path}: ${v} < minimum`);
-    if (typeof schema.maximum === 'number' && v > schema.maximum) out.push(`${path}: ${v} > maximum`);
-    if (typeof schema.exclusiveMaximum === 'number' && v >= schema.exclusiveMaximum) out.push(`${path}: ${v} >= exclusiveMaximum`);
-  }
-  if (typeof v === 'string') {
-    const n = Array.from(v).length;
-    if (typeof schema.minLength === 'number' && n < schema.minLength) out.push(`${path}: shorter than minLength`);
-    if (typeof schema.maxLength === 'number' && n > schema.maxLength) out.push(`${path}: longer than maxLength`);
-    if (typeof schema.pattern === 'string' && !new RegExp(schema.pattern, 'su').test(v)) out.push(`${path}: does not match the pattern`);
-  }
-  if (Array.isArray(v)) {
-    if (typeof schema.minItems === 'number' && v.length < schema.minItems) out.push(`${path}: fewer than minItems`);
-    if (typeof schema.maxItems === 'number' && v.length > schema.maxItems) out.push(`${path}: more than maxItems`);
-    if (schema.items) v.forEach((x, i) => out.push(...violations(schema.items as Record<string, unknown>, x, `${path}[${i}]`)));
-  }
-  if (kind === 'object') {
-    const obj = v as Record<string, unknown>;
-    const props = (schema.properties ?? {}) as Record<string, Record<string, unknown>>;
-    for (const k of (schema.required ?? []) as string[]) if (!(k in obj)) out.push(`${path}: missing ${k}`);
-    for (const [k, x] of Object.entries(obj)) {
-      if (props[k]) out.push(...violations(props[k], x, `${path}.${k}`));
-      else if (schema.additionalProperties === false) out.push(`${path}: extra property ${k}`);
-    }
-  }
-  return out;
-}
+/** A function without parameters takes an empty object. */
+const NO_PARAMETERS = { type: 'object', properties: {}, additionalProperties: false };
 
 test('the checker used below finds violations', () => {
   const schema = TOOLS[1]!.parameters!;
-  assert.deepEqual(violations(schema, { q: 'abc', opts: { exact: true, limit: 3 }, tags: ['x'] }), []);
-  assert.equal(violations(schema, { q: 'abcdefg', opts: { exact: 1, limit: 300 }, tags: [], zz: 1, below: -3 }).length, 6);
-  assert.equal(violations(undefined, { a: 1 }).length, 1);
+  assert.equal(schemaViolation({ q: 'abc', opts: { exact: true, limit: 3 }, tags: ['x'] }, schema), null);
+  for (const bad of [{ q: 'abcdefg', opts: { exact: true, limit: 3 }, tags: ['x'] }, { q: 'abc', opts: { exact: 1, limit: 3 }, tags: ['x'] }, { q: 'abc', opts: { exact: true, limit: 300 }, tags: ['x'] }, { q: 'abc', opts: { exact: true, limit: 3 }, tags: [] }, { q: 'abc', opts: { exact: true, limit: 3 }, tags: ['x'], zz: 1 }]) {
+    assert.notEqual(schemaViolation(bad, schema), null, JSON.stringify(bad));
+  }
+  assert.notEqual(schemaViolation({ a: 1 }, NO_PARAMETERS), null);
 });
 
 /** Where a UTF-8 byte sequence stands: continuation bytes still due and the range of the next one. */
@@ -351,7 +318,7 @@ test('random walks under the constraint always yield calls the parser reads and 
           if (typeof choice === 'object') assert.equal(call.name, choice.name);
           assert.ok(schemas.has(call.name), call.name);
           const args = JSON.parse(call.arguments) as unknown;
-          assert.deepEqual(violations(schemas.get(call.name), args), [], `${format} ${call.name} ${call.arguments}`);
+          assert.equal(schemaViolation(args, schemas.get(call.name) ?? NO_PARAMETERS), null, `${format} ${call.name} ${call.arguments}`);
           seen.add(`${format}:${call.name}`);
         }
         totalCalls += parsed.calls.length;

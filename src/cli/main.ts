@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_IMAGE_MAX_TOKENS } from '../engine/engine.js';
 import { IrisError } from '../errors.js';
+import { runChat } from './chat.js';
 import { runGenerate } from './generate.js';
 import { runServe } from './serve.js';
 import { BUILTIN_MODEL_NAME, builtinModelPath } from './builtinModel.js';
@@ -68,6 +69,25 @@ const generate = program
     await runGenerate({ ...opts, modelPath: opts.modelPath ?? builtinModelPath() });
   });
 
+const chat = program
+  .command('chat')
+  .description('Chat in the terminal with a local model or a running server; lines from a pipe work too')
+  .option('--model-path <path>', `a Hugging Face model folder or Hub model id (ORG/NAME); default: the built-in ${BUILTIN_MODEL_NAME}`)
+  .option('--url <url>', 'chat with a running Iris (or OpenAI-compatible) server instead, e.g. http://127.0.0.1:30000')
+  .option('--api-key <key>', 'the server key, with --url')
+  .option('--image <file>', 'an image (path, URL or data URI) for the first message; repeat for several', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--system <text>', 'a system message')
+  .option('--max-tokens <n>', 'largest number of tokens per answer', int, 512)
+  .option('--temperature <t>', '0 for greedy; default from the model generation_config.json', float)
+  .option('--seed <n>', 'seed for reproducible sampling', int)
+  .option('--chat-template <file>', "a chat template file to use instead of the model's")
+  .option('--threads <n>', 'compute threads (default: ONNX Runtime chooses)', int)
+  .action(async (opts) => {
+    for (const w of ignoredFlagWarnings(opts)) process.stderr.write(w + '\n');
+    if (opts.url && opts.modelPath) throw new InvalidArgumentError('give --model-path or --url, not both');
+    process.exitCode = await runChat({ ...opts, modelPath: opts.modelPath ?? builtinModelPath(), quiet: true });
+  });
+
 const serve = program
   .command('serve')
   .description('Serve the model over HTTP with OpenAI- and SGLang-compatible APIs')
@@ -106,6 +126,7 @@ const serve = program
 
 addModelFlags(generate);
 addModelFlags(serve);
+addModelFlags(chat);
 addSglangFlags(serve);
 
 // The commands that load a model run with huge pages (see hugePages.ts).

@@ -76,17 +76,7 @@ export function fmtStats(s: Stats, digits = 3): string {
   return `median ${s.median.toFixed(digits)} / p90 ${s.p90.toFixed(digits)} / max ${s.max.toFixed(digits)} ms (n=${s.n})`;
 }
 
-/** mulberry32: a small deterministic RNG. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../../test/helpers/rng.js';
 
 /** Token ids whose bit is set in an xgrammar bitmask (bit i of word i>>5 = token i allowed). */
 export function allowedIds(mask: Int32Array, vocabSize: number): number[] {

@@ -1,6 +1,7 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify, { FastifyInstance, FastifyReply, FastifyRequest, LogController } from 'fastify';
 import { Engine } from '../engine/engine.js';
+import { InvalidRequestError } from '../errors.js';
 import { ServeOptions, ServerContext } from './context.js';
 import { errorBody, renderError } from './errors.js';
 import { chatCompletions } from './routes/chat.js';
@@ -16,6 +17,23 @@ function keyMatches(given: string, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** The offset of the first byte that breaks UTF-8 (the shortest prefix that does not decode). */
+function firstBadUtf8(bytes: Buffer): number {
+  let lo = 0;
+  let hi = bytes.length;
+  // Prefixes decode (streaming mode tolerates a cut character at the end) up to the bad byte.
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, mid), { stream: true });
+      lo = mid;
+    } catch {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
 /** The HTTP server: OpenAI- and SGLang-compatible routes over one Engine. */
 export function createServer(engine: Engine, opts: ServeOptions, logLevel = 'info'): { app: FastifyInstance; ctx: ServerContext } {
   const app = Fastify({
@@ -28,9 +46,19 @@ export function createServer(engine: Engine, opts: ServeOptions, logLevel = 'inf
   const ctx = new ServerContext(engine, opts, app.log);
 
   // curl -d sends application/x-www-form-urlencoded; SGLang reads the body as JSON whatever the header says.
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+  // Bytes that are not UTF-8 are refused: replacing them would run a prompt the client did not send.
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => {
+    let text: string;
     try {
-      done(null, (body as string).length ? JSON.parse(body as string) : undefined);
+      text = utf8.decode(body as Buffer);
+    } catch {
+      done(new InvalidRequestError(`the request body is not valid UTF-8 (first bad byte at offset ${firstBadUtf8(body as Buffer)})`), undefined);
+      return;
+    }
+    try {
+      done(null, text.length ? JSON.parse(text) : undefined);
     } catch (e) {
       done(Object.assign(new Error((e as Error).message), { statusCode: 400 }), undefined);
     }

@@ -142,6 +142,30 @@ describe('wrong types and values name the field', () => {
   });
 });
 
+describe('input strictness', () => {
+  test('a body that is not UTF-8 is a 400 naming the first bad byte; UTF-8 text is fine', async () => {
+    const head = '{"messages":[{"role":"user","content":"h';
+    const res = await fetch(`${iris.baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.concat([Buffer.from(head), Buffer.from([0xff, 0xfe]), Buffer.from('i"}],"max_tokens":2}')]),
+    });
+    const text = await res.text();
+    assertError({ status: res.status, headers: res.headers, text, json: JSON.parse(text) }, 400, ['not valid UTF-8', `offset ${Buffer.byteLength(head)}`]);
+    const ok = await chat(chatBody(['héllo ✓ 日本'], { max_tokens: 2 }));
+    assert.equal(ok.status, 200, ok.text);
+  });
+
+  test('/generate: sampling parameters Iris does not implement are refused by name', async () => {
+    for (const key of ['structural_tag', 'no_stop_trim', 'custom_params', 'logit_bias', 'max_new_token']) {
+      const r = await postJson(iris.baseUrl, '/generate', { text: 'a', sampling_params: { max_new_tokens: 2, [key]: true } });
+      assertError(r, 400, ['sampling_params', key], key);
+    }
+    const fine = await postJson(iris.baseUrl, '/generate', { text: 'a', sampling_params: { max_new_tokens: 2, regex: 'ab' } });
+    assert.equal(fine.status, 200, fine.text);
+  });
+});
+
 describe('unsupported features are refused, not ignored', () => {
   const cases: Array<[string, Record<string, unknown>, string]> = [
     ['functions (the legacy form of tools)', { functions: [{ name: 'get_weather', parameters: { type: 'object' } }] }, 'functions'],

@@ -41,8 +41,13 @@ export const generateRequestSchema = z
         skip_special_tokens: z.boolean().nullish(),
         seed: z.number().int().nullish(),
         n: z.number().int().min(1).max(1).nullish(),
+        json_schema: z.unknown().optional(),
+        regex: z.unknown().optional(),
+        ebnf: z.unknown().optional(),
       })
-      .loose()
+      // A sampling parameter Iris does not know (SGLang's structural_tag, logit_bias, no_stop_trim,
+      // custom_params, ... or a typo) is refused rather than silently ignored.
+      .strict()
       .nullish(),
     stream: z.boolean().nullish(),
     return_logprob: z.boolean().nullish(),

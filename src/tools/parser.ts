@@ -137,6 +137,18 @@ class CallMachine {
     }
   }
 
+  /** Inside a call: whitespace is held, `want` is held and moves on with `then`, anything else breaks the call. */
+  private expect(c: string, want: string, then: () => void): void {
+    if (isJsonWhitespace(c)) this.pending += c;
+    else if (c === want) {
+      this.pending += c;
+      then();
+    } else {
+      this.fail();
+      this.step(c);
+    }
+  }
+
   /** One character: a code point, or half a surrogate pair split between two deltas (harmless: no syntax is made of those). */
   private step(c: string): void {
     switch (this.mode) {
@@ -153,16 +165,7 @@ class CallMachine {
         }
         return;
       case Mode.OpenArray:
-        if (isJsonWhitespace(c)) {
-          this.pending += c;
-        } else if (c === '[') {
-          this.pending += c;
-          this.mode = Mode.Open;
-        } else {
-          this.fail();
-          this.step(c);
-        }
-        return;
+        return this.expect(c, '[', () => (this.mode = Mode.Open));
       case Mode.Object:
         return this.object(c);
       case Mode.After:
@@ -270,16 +273,7 @@ class CallMachine {
         return;
       }
       case Obj.Colon:
-        if (isJsonWhitespace(c)) {
-          this.pending += c;
-        } else if (c === ':') {
-          this.pending += c;
-          this.obj = Obj.BeforeValue;
-        } else {
-          this.fail();
-          this.step(c);
-        }
-        return;
+        return this.expect(c, ':', () => (this.obj = Obj.BeforeValue));
       case Obj.BeforeValue: {
         if (isJsonWhitespace(c)) {
           this.pending += c;

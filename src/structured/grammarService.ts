@@ -1,7 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { InvalidRequestError } from '../errors.js';
 import { Constraint, constraintField } from './constraint.js';
-import { readGrammarVocab } from './vocab.js';
 
 export type GrammarRequest =
   | { op: 'compile'; rid: number; constraint: Constraint }
@@ -20,6 +19,8 @@ export type MaskState = { terminated: true } | { terminated: false; mask: Int32A
  */
 export class GrammarService {
   private rid = 0;
+  /** Why the thread stopped (e.g. an unreadable tokenizer.json): every later call fails with it. */
+  private dead: Error | null = null;
   private readonly waiting = new Map<number, { resolve: (r: GrammarReply & { ok: true }) => void; reject: (e: Error) => void }>();
 
   private constructor(private readonly worker: Worker) {
@@ -37,12 +38,13 @@ export class GrammarService {
     worker.unref();
   }
 
+  /** The thread reads the model folder's tokenizer.json itself; `vocabSize`: the logits' size. */
   static start(modelDir: string, vocabSize: number): GrammarService {
-    const vocab = readGrammarVocab(modelDir, vocabSize);
-    return new GrammarService(new Worker(new URL('./grammarWorker.js', import.meta.url), { workerData: { vocab, vocabSize } }));
+    return new GrammarService(new Worker(new URL('./grammarWorker.js', import.meta.url), { workerData: { modelDir, vocabSize } }));
   }
 
   private failAll(e: Error): void {
+    this.dead ??= e;
     for (const w of this.waiting.values()) w.reject(e);
     this.waiting.clear();
     this.worker.unref();
@@ -51,6 +53,7 @@ export class GrammarService {
   private call(m: Record<string, unknown> & { op: GrammarRequest['op'] }): Promise<GrammarReply & { ok: true }> {
     const rid = ++this.rid;
     return new Promise((resolve, reject) => {
+      if (this.dead) return reject(this.dead);
       if (this.waiting.size === 0) this.worker.ref();
       this.waiting.set(rid, { resolve, reject });
       this.worker.postMessage({ ...m, rid });

@@ -2,7 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { CompiledGrammar, GrammarCompiler, GrammarMatcher } from '@mlc-ai/web-xgrammar';
 import { Constraint, constraintKey } from './constraint.js';
 import type { GrammarReply, GrammarRequest } from './grammarService.js';
-import { GrammarVocab, SECOND_BYTE } from './vocab.js';
+import { SECOND_BYTE, readGrammarVocab } from './vocab.js';
 import { jsonSchemaEBNF } from './jsonSchemaGrammar.js';
 import { explained, loadXgrammar, xgrammar } from './xgrammar.js';
 
@@ -13,7 +13,9 @@ import { explained, loadXgrammar, xgrammar } from './xgrammar.js';
  * engine's steps, and a mask is computed while the model runs the step it is for.
  */
 const port = parentPort!;
-const { vocab, vocabSize } = workerData as { vocab: GrammarVocab; vocabSize: number };
+const { modelDir, vocabSize } = workerData as { modelDir: string; vocabSize: number };
+// Read here, not on the engine thread: tokenizer.json and the per-token byte analysis take a while.
+const vocab = readGrammarVocab(modelDir, vocabSize);
 /**
  * Compiled grammars kept (by key, least recently used dropped first). A typical schema's grammar
  * takes about 18 MB of WebAssembly memory at a 152k vocabulary (measured), and that memory never
@@ -45,23 +47,29 @@ function checkerCompiler(): Promise<Compiler> {
   return checker;
 }
 
-async function compileWith(comp: Compiler, c: Constraint): Promise<CompiledGrammar> {
+/** What a constraint compiles from: EBNF text or a structural tag (one conversion for both instances). */
+type GrammarSource = { ebnf: string } | { tag: Record<string, unknown> };
+
+async function grammarSource(c: Constraint): Promise<GrammarSource> {
   switch (c.kind) {
     case 'json_schema':
     case 'json_object': {
       // One line, no spaces: output as compact as OpenAI's strict mode writes it, so a model
       // cannot spend its tokens on whitespace.
       const schema = c.kind === 'json_schema' ? JSON.parse(c.schema) : { type: 'object' };
-      const ebnf = await jsonSchemaEBNF(schema, { separators: [',', ':'], strict: c.kind === 'json_schema' && c.strict, where: 'json_schema', param: 'response_format' });
-      return comp.compileGrammar(ebnf, 'root');
+      return { ebnf: await jsonSchemaEBNF(schema, { separators: [',', ':'], strict: c.kind === 'json_schema' && c.strict, where: 'json_schema', param: 'response_format' }) };
     }
     case 'regex':
-      return comp.compileStructuralTag({ type: 'structural_tag', format: { type: 'regex', pattern: c.pattern } });
+      return { tag: { type: 'structural_tag', format: { type: 'regex', pattern: c.pattern } } };
     case 'ebnf':
-      return comp.compileGrammar(c.grammar, 'root');
+      return { ebnf: c.grammar };
     case 'structural_tag':
-      return comp.compileStructuralTag(JSON.parse(c.tag) as Record<string, unknown>);
+      return { tag: JSON.parse(c.tag) as Record<string, unknown> };
   }
+}
+
+function compileWith(comp: Compiler, src: GrammarSource): Promise<CompiledGrammar> {
+  return 'ebnf' in src ? comp.compileGrammar(src.ebnf, 'root') : comp.compileStructuralTag(src.tag);
 }
 
 /**
@@ -89,15 +97,16 @@ async function compile(c: Constraint): Promise<CompiledGrammar> {
     cache.set(key, hit);
     return hit;
   }
+  const src = await grammarSource(c);
   try {
     const comp = await checkerCompiler();
-    const test = await explained(() => compileWith(comp, c));
+    const test = await explained(() => compileWith(comp, src));
     test.dispose();
   } catch (e) {
     checker = null;
     throw e;
   }
-  const g = await explained(async () => compileWith(await compiler(), c));
+  const g = await explained(async () => compileWith(await compiler(), src));
   cache.set(key, g);
   if (cache.size > CACHE_SIZE) {
     const [oldest, old] = cache.entries().next().value as [string, CompiledGrammar];

@@ -1,6 +1,6 @@
 import { InvalidRequestError } from '../errors.js';
 import { Bound, integerBounds, integerRangeEBNF, numberRangeEBNF } from './numberRanges.js';
-import { SchemaError, checkJsonSchema } from './schemaCheck.js';
+import { JSON_TYPES, SchemaError, checkJsonSchema } from './schemaCheck.js';
 import { narrowStringClasses } from './stringClasses.js';
 import { XGrammarModule, explained, loadXgrammar } from './xgrammar.js';
 
@@ -16,7 +16,6 @@ import { XGrammarModule, explained, loadXgrammar } from './xgrammar.js';
  * Schema mistakes that would make the converter abort are reported as a 400 instead.
  */
 
-const TYPES = new Set(['string', 'number', 'integer', 'boolean', 'null', 'object', 'array']);
 const SCHEMA_MAPS = ['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas'];
 const SCHEMA_LISTS = ['anyOf', 'oneOf', 'allOf', 'prefixItems'];
 const SCHEMA_ONE = ['additionalProperties', 'additionalItems', 'unevaluatedProperties', 'unevaluatedItems', 'contains', 'propertyNames', 'not', 'if', 'then', 'else'];
@@ -88,7 +87,7 @@ class SchemaRewrite {
     const type = out.type;
     if (type !== undefined) {
       const types = Array.isArray(type) ? type : [type];
-      if (types.length === 0 || !types.every((t) => typeof t === 'string' && TYPES.has(t))) this.error(path, `unsupported type ${JSON.stringify(type)}`);
+      if (types.length === 0 || !types.every((t) => typeof t === 'string' && JSON_TYPES.has(t))) this.error(path, `unsupported type ${JSON.stringify(type)}`);
     }
     if (!BOUNDS.some((b) => b in out)) return out;
     const types = (Array.isArray(type) ? type : type === undefined ? [] : [type]) as string[];

@@ -26,7 +26,8 @@ const CHILDREN: Record<string, 'map' | 'list' | 'one'> = {
   prefixItems: 'list', anyOf: 'list', oneOf: 'list', allOf: 'list',
 };
 
-const TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
+/** JSON Schema's types. */
+export const JSON_TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
 
 /** Largest string length bound accepted. */
 const MAX_STRING_BOUND = 256;
@@ -46,7 +47,7 @@ export function checkJsonSchema(schema: unknown, path = '#'): void {
     if (!ENFORCED.has(key)) throw new SchemaError(`keyword "${key}" (at ${at}) is not supported`);
     if (key === 'type') {
       const types = Array.isArray(value) ? value : [value];
-      for (const t of types) if (typeof t !== 'string' || !TYPES.has(t)) throw new SchemaError(`"type" at ${at} must be one of ${[...TYPES].join(', ')}, got ${JSON.stringify(t)}`);
+      for (const t of types) if (typeof t !== 'string' || !JSON_TYPES.has(t)) throw new SchemaError(`"type" at ${at} must be one of ${[...JSON_TYPES].join(', ')}, got ${JSON.stringify(t)}`);
     }
     if (key === 'required') {
       if (!(Array.isArray(value) && value.every((v) => typeof v === 'string'))) throw new SchemaError(`"required" at ${at} must be an array of strings`);

@@ -65,3 +65,13 @@ test('constrained walks over single-byte tokens give valid UTF-8 JSON that confo
     await g.stop();
   }
 });
+
+test('a grammar thread that cannot read the tokenizer fails every call instead of leaving it waiting', async () => {
+  const g = GrammarService.start(mkdtempSync(join(tmpdir(), 'iris-grammar-empty-')), 300);
+  try {
+    await assert.rejects(g.compile({ kind: 'regex', pattern: 'a+' }), /tokenizer\.json|ENOENT/);
+    await assert.rejects(g.compile({ kind: 'regex', pattern: 'b+' }), /tokenizer\.json|ENOENT/);
+  } finally {
+    await g.stop();
+  }
+});

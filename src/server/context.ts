@@ -22,7 +22,7 @@ export interface ServeOptions {
 
 /** What every route handler shares. */
 export class ServerContext {
-  readonly metrics = new ServerMetrics();
+  readonly metrics: ServerMetrics;
   private inflight = 0;
   draining = false;
   readonly controllers = new Set<AbortController>();
@@ -32,7 +32,9 @@ export class ServerContext {
     readonly engine: Engine,
     readonly opts: ServeOptions,
     readonly log: FastifyBaseLogger,
-  ) {}
+  ) {
+    this.metrics = new ServerMetrics(opts.servedModelName);
+  }
 
   /** The tool-call format of this server: --tool-call-parser, or the one the model family writes. */
   get toolCallParser(): ToolCallParser {

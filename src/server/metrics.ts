@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EngineStats } from '../engine/messages.js';
+import { SglangMetrics } from './sglangMetrics.js';
 
 /** Prometheus metrics of the server (GET /metrics). */
 export class ServerMetrics {
@@ -30,8 +32,21 @@ export class ServerMetrics {
   readonly kvUsage = new Gauge({ name: 'iris_kv_cache_usage_ratio', help: 'Share of KV cache pages held by running requests', registers: [this.registry] });
   readonly kvCached = new Gauge({ name: 'iris_kv_cache_prefix_ratio', help: 'Share of KV cache pages held by the prefix cache', registers: [this.registry] });
 
-  constructor() {
+  /** The same measurements under SGLang's names, for tools that read those. */
+  readonly sglang: SglangMetrics;
+
+  constructor(modelName: string) {
     collectDefaultMetrics({ register: this.registry, prefix: 'iris_process_' });
+    this.sglang = new SglangMetrics(this.registry, modelName);
+  }
+
+  /** Sets the gauges from the engine's state at scrape time. */
+  scrape(s: EngineStats): void {
+    this.running.set(s.running);
+    this.queued.set(s.waiting);
+    this.kvUsage.set(s.totalPages ? s.usedPages / s.totalPages : 0);
+    this.kvCached.set(s.totalPages ? s.cachedPages / s.totalPages : 0);
+    this.sglang.scrape(s);
   }
 }
 
@@ -46,19 +61,27 @@ export class RequestTimer {
   tokens(count: number): void {
     if (count <= 0) return;
     const now = performance.now();
+    this.m.sglang.tokens(count, now);
     if (this.first) {
-      this.m.ttft.observe((now - this.start) / 1000);
+      const ttft = (now - this.start) / 1000;
+      this.m.ttft.observe(ttft);
+      this.m.sglang.firstToken(ttft);
       this.first = false;
     } else {
       // Tokens that arrive together share the gap since the previous batch.
       const gap = (now - this.last) / 1000 / count;
-      for (let i = 0; i < count; i++) this.m.itl.observe(gap);
+      for (let i = 0; i < count; i++) {
+        this.m.itl.observe(gap);
+        this.m.sglang.interToken(gap);
+      }
     }
     this.last = now;
   }
 
   done(promptTokens: number, completionTokens: number, cachedTokens: number): void {
-    this.m.e2e.observe((performance.now() - this.start) / 1000);
+    const e2e = (performance.now() - this.start) / 1000;
+    this.m.e2e.observe(e2e);
+    this.m.sglang.requestDone(e2e, promptTokens);
     this.m.promptTokens.inc(promptTokens);
     this.m.completionTokens.inc(completionTokens);
     this.m.cachedTokens.inc(cachedTokens);

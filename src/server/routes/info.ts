@@ -89,10 +89,6 @@ export async function serverInfo(ctx: ServerContext) {
 }
 
 export async function metrics(ctx: ServerContext, reply: FastifyReply) {
-  const s = await ctx.engine.stats();
-  ctx.metrics.running.set(s.running);
-  ctx.metrics.queued.set(s.waiting);
-  ctx.metrics.kvUsage.set(s.totalPages ? s.usedPages / s.totalPages : 0);
-  ctx.metrics.kvCached.set(s.totalPages ? s.cachedPages / s.totalPages : 0);
+  ctx.metrics.scrape(await ctx.engine.stats());
   return reply.header('content-type', ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
 }

@@ -366,7 +366,8 @@ test('every container requests CPU and memory; the model server has a memory lim
   }
   // Iris plans its memory from the cgroup limit, so without one it plans for the whole node.
   assert.ok(irisContainer().resources.limits?.memory, 'memory limit');
-  const cpus = Number(irisContainer().resources.limits?.cpu ?? irisContainer().resources.requests.cpu);
+  const cpu = String(irisContainer().resources.limits?.cpu ?? irisContainer().resources.requests.cpu);
+  const cpus = cpu.endsWith('m') ? Number(cpu.slice(0, -1)) / 1000 : Number(cpu);
   assert.ok(numberArg('--threads') <= cpus, '--threads no more than the CPUs the container gets');
 });
 

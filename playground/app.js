@@ -145,19 +145,20 @@ function samplingFields() {
 
 /**
  * @param {number} t0 when the request was sent
- * @param {number | null} tFirst first text
- * @param {number} tEnd last text
+ * @param {number | null} tFirst when the first text arrived
+ * @param {number} tEnd when the stream ended
  * @param {import('./api.js').Usage | null} usage
  * @param {boolean} stopped
  */
 function statsText(t0, tFirst, tEnd, usage, stopped) {
   const parts = [];
   if (tFirst !== null) parts.push(`TTFT ${Math.round(tFirst - t0)} ms`);
-  if (usage && tFirst !== null) {
-    // Decoding speed: the tokens after the first over the time they took.
-    const secs = (tEnd - tFirst) / 1000;
+  if (usage) {
+    // Over the whole request: a fast model's tokens can arrive together, so a rate from
+    // the first token on would be noise.
     const n = usage.completion_tokens;
-    parts.push(n > 1 && secs > 0 ? `${((n - 1) / secs).toFixed(1)} tokens/s` : `${n} token${n === 1 ? '' : 's'}`);
+    const secs = (tEnd - t0) / 1000;
+    parts.push(`${n} token${n === 1 ? '' : 's'}, ${secs > 0 ? (n / secs).toFixed(1) : '–'} tokens/s`);
     parts.push(`${usage.prompt_tokens_details?.cached_tokens ?? 0} cached tokens`);
   }
   if (stopped) parts.push('stopped');
@@ -186,7 +187,6 @@ async function send() {
   const t0 = performance.now();
   /** @type {number | null} */
   let tFirst = null;
-  let tEnd = t0;
   /** @type {import('./api.js').Usage | null} */
   let usage = null;
   let pending = false;
@@ -201,9 +201,8 @@ async function send() {
       {
         signal: controller.signal,
         onText(piece) {
-          tEnd = performance.now();
           if (tFirst === null) {
-            tFirst = tEnd;
+            tFirst = performance.now();
             answer.stats.textContent = 'answering…';
           }
           reply += piece;
@@ -218,6 +217,7 @@ async function send() {
         },
       },
     );
+    const tEnd = performance.now();
     render();
     history.push(userMessage, { role: 'assistant', content: reply });
     answer.stats.textContent = statsText(t0, tFirst, tEnd, usage, false);
@@ -226,7 +226,7 @@ async function send() {
     if (controller.signal.aborted && reply) {
       // A stopped answer stays in the conversation as far as it got.
       history.push(userMessage, { role: 'assistant', content: reply });
-      answer.stats.textContent = statsText(t0, tFirst, tEnd, null, true);
+      answer.stats.textContent = statsText(t0, tFirst, performance.now(), null, true);
     } else {
       // Nothing to keep: the message goes back to the composer to be fixed or resent.
       userTurn.remove();

@@ -56,7 +56,9 @@ export function parseInline(s) {
       }
     }
     if (c === '*' && s[i + 1] === '*') {
-      const end = s.indexOf('**', i + 2);
+      let end = s.indexOf('**', i + 2);
+      // In `***` the bold ends with the last two stars; the first closes an inner italic.
+      while (end >= 0 && s[end + 2] === '*') end++;
       if (end > i + 2 && s[i + 2] !== ' ' && s[end - 1] !== ' ') {
         flush();
         out.push(el('strong', parseInline(s.slice(i + 2, end))));

@@ -100,6 +100,8 @@ function addAssistantTurn() {
   stats.dataset.testid = 'stats';
   stats.textContent = 'waiting for the first token…';
   turn.append(content, stats);
+  // Screen readers wait for the whole answer instead of announcing every token.
+  turn.setAttribute('aria-busy', 'true');
   ui.transcript.append(turn);
   scrollToEnd();
   return { turn, content, stats };
@@ -241,6 +243,7 @@ async function send() {
       }
     }
   } finally {
+    answer.turn.removeAttribute('aria-busy');
     running = null;
     setReady(true);
     ui.prompt.focus();

@@ -27,6 +27,7 @@ export interface ServeCliOptions extends ModelCliOptions {
   maxBodyMb: number;
   shutdownGracePeriod: number;
   toolCallParser?: ToolCallFormat;
+  disablePlayground?: boolean;
 }
 
 /** `iris serve`: load the model, serve HTTP, stop cleanly on SIGTERM/SIGINT. */
@@ -78,6 +79,7 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
       shutdownGraceSeconds: o.shutdownGracePeriod,
       disableRadixCache: o.disableRadixCache,
       toolCallParser: o.toolCallParser,
+      playground: !o.disablePlayground,
     },
     o.logLevel,
   );

@@ -8,6 +8,7 @@ import { chatCompletions } from './routes/chat.js';
 import { completions } from './routes/completions.js';
 import { generate } from './routes/generate.js';
 import { health, healthGenerate, listModels, metrics, modelInfo, serverInfo } from './routes/info.js';
+import { isPlaygroundPath, registerPlayground } from './playground.js';
 
 const OPEN_ROUTES = new Set(['/health', '/health_generate']);
 
@@ -66,7 +67,8 @@ export function createServer(engine: Engine, opts: ServeOptions, logLevel = 'inf
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
-    if (!opts.apiKey || OPEN_ROUTES.has(req.url.split('?')[0]!)) return;
+    const path = req.url.split('?')[0]!;
+    if (!opts.apiKey || OPEN_ROUTES.has(path) || (opts.playground && isPlaygroundPath(path))) return;
     const auth = req.headers.authorization;
     const given = auth?.startsWith('Bearer ') ? auth.slice(7) : (req.headers['x-api-key'] as string | undefined);
     if (!given || !keyMatches(given, opts.apiKey)) {
@@ -98,5 +100,6 @@ export function createServer(engine: Engine, opts: ServeOptions, logLevel = 'inf
   app.get('/get_model_info', async () => modelInfo(ctx));
   app.get('/get_server_info', async () => serverInfo(ctx));
   app.get('/metrics', async (_req, reply) => metrics(ctx, reply));
+  if (opts.playground) registerPlayground(app);
   return { app, ctx };
 }

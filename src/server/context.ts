@@ -18,6 +18,8 @@ export interface ServeOptions {
   disableRadixCache?: boolean;
   /** The format tool calls are written and read in (--tool-call-parser); default: the model family's. */
   toolCallParser?: ToolCallFormat;
+  /** Serve the chat page at / (iris serve does unless --disable-playground). */
+  playground?: boolean;
 }
 
 /** What every route handler shares. */

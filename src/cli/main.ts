@@ -96,7 +96,7 @@ const serve = program
   .option('--port <port>', 'port to listen on (0 picks a free one)', int, 30000)
   .option('--chat-template <file>', "a chat template file (Jinja) to use instead of the model's")
   .option('--served-model-name <name>', 'the model name reported by /v1/models and in responses (default: the model path)')
-  .option('--api-key <key>', 'require this key (Authorization: Bearer KEY) on every API route (not on /health, /health_generate and the chat page, which asks for the key)')
+  .option('--api-key <key>', 'require this key (Authorization: Bearer KEY) on every API route (not on /health, /health_generate, /metrics and the chat page, which asks for the key)')
   .option('--disable-playground', 'do not serve the chat page at /')
   .option('--context-length <n>', "longest prompt + completion in tokens (default: the model's max_position_embeddings)", int)
   .option('--max-running-requests <n>', 'requests decoding together at most', int, 64)

@@ -10,7 +10,8 @@ import { generate } from './routes/generate.js';
 import { health, healthGenerate, listModels, metrics, modelInfo, serverInfo } from './routes/info.js';
 import { isPlaygroundPath, registerPlayground } from './playground.js';
 
-const OPEN_ROUTES = new Set(['/health', '/health_generate']);
+// As in SGLang: probes and Prometheus scrapers (an endpoint picker among them) carry no key.
+const OPEN_ROUTES = new Set(['/health', '/health_generate', '/metrics']);
 
 function keyMatches(given: string, expected: string): boolean {
   const a = Buffer.from(given);

@@ -18,6 +18,7 @@ export const SGLANG_METRIC_NAMES = [
   'sglang:time_to_first_token_seconds',
   'sglang:inter_token_latency_seconds',
   'sglang:e2e_request_latency_seconds',
+  'sglang:cache_config_info',
 ] as const;
 
 /** Generated tokens per second are averaged over this window, so the gauge falls to 0 at idle. */
@@ -35,6 +36,8 @@ export class SglangMetrics {
   private readonly ttft: Histogram<'model_name'>;
   private readonly itl: Histogram<'model_name'>;
   private readonly e2e: Histogram<'model_name'>;
+  /** Value 1; the KV page size and page count are its labels, which the endpoint picker's prefix scorer reads. */
+  private readonly cacheConfig: Gauge<'model_name' | 'page_size' | 'num_pages'>;
   /** Arrival times and sizes of recent token batches, oldest first. */
   private readonly recent: Array<{ at: number; tokens: number }> = [];
 
@@ -72,6 +75,7 @@ export class SglangMetrics {
       buckets: [0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400, 800],
       registers,
     });
+    this.cacheConfig = new Gauge({ name: 'sglang:cache_config_info', help: 'Information of the KV cache (page size and number of pages, as labels)', labelNames: ['model_name', 'page_size', 'num_pages'], registers });
     // Zero samples from the start: a scraper sees every series before the first request.
     for (const m of [this.running, this.queued, this.tokenUsage, this.cacheHitRate, this.genThroughput]) m.set(this.labels, 0);
     this.promptTokens.inc(this.labels, 0);
@@ -104,6 +108,8 @@ export class SglangMetrics {
 
   /** Sets the gauges from the engine's state at scrape time. */
   scrape(s: EngineStats, now = performance.now()): void {
+    this.cacheConfig.reset();
+    this.cacheConfig.set({ ...this.labels, page_size: String(s.pageSize), num_pages: String(s.totalPages) }, 1);
     this.running.set(this.labels, s.running);
     this.queued.set(this.labels, s.waiting);
     this.tokenUsage.set(this.labels, s.totalPages ? s.usedPages / s.totalPages : 0);

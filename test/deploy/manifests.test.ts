@@ -7,24 +7,14 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { SGLANG_METRIC_NAMES } from '../../src/server/sglangMetrics.js';
 import { projectRoot } from '../helpers/paths.js';
 
 /**
- * The Prometheus metrics Iris exports under SGLang's names (each labelled model_name). The
- * endpoint picker may only be told to read these.
+ * The Prometheus metrics Iris exports under SGLang's names (each labelled model_name; the server
+ * tests check a live /metrics has each). The endpoint picker may only be told to read these.
  */
-const EXPORTED_METRICS = [
-  'sglang:num_running_reqs',
-  'sglang:num_queue_reqs',
-  'sglang:token_usage',
-  'sglang:cache_hit_rate',
-  'sglang:gen_throughput',
-  'sglang:prompt_tokens_total',
-  'sglang:generation_tokens_total',
-  'sglang:time_to_first_token_seconds',
-  'sglang:inter_token_latency_seconds',
-  'sglang:e2e_request_latency_seconds',
-];
+const EXPORTED_METRICS: readonly string[] = SGLANG_METRIC_NAMES;
 
 /** What `iris serve` does after the grace period: aborts what is left, then waits up to 2 s (src/cli/serve.ts). */
 const SERVER_ABORT_SECONDS = 2;

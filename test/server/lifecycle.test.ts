@@ -87,8 +87,8 @@ describe('--api-key', () => {
     assert.equal(right.json.usage.completion_tokens, 2);
   });
 
-  test('every route but /health and /health_generate needs the key', async () => {
-    for (const path of ['/v1/models', '/get_model_info', '/get_server_info', '/metrics']) {
+  test('every route but /health, /health_generate and /metrics needs the key', async () => {
+    for (const path of ['/v1/models', '/get_model_info', '/get_server_info']) {
       assertError(await getJson(keyed.baseUrl, path), 401, [], path);
       const ok = await getJson(keyed.baseUrl, path, AUTH);
       assert.equal(ok.status, 200, path);
@@ -98,7 +98,7 @@ describe('--api-key', () => {
       assertError(await postJson(keyed.baseUrl, path, body), 401, [], path);
       assert.equal((await postJson(keyed.baseUrl, path, body, { headers: AUTH })).status, 200, path);
     }
-    for (const path of ['/health', '/health_generate', '/health?probe=1']) {
+    for (const path of ['/health', '/health_generate', '/health?probe=1', '/metrics']) {
       const r = await fetch(`${keyed.baseUrl}${path}`);
       await r.text();
       assert.equal(r.status, 200, `${path} is open without a key`);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { metricTypes, parsePrometheus, sampleValue } from '../helpers/prometheus.js';
+import { SGLANG_METRIC_NAMES } from '../../src/server/sglangMetrics.js';
 import { IrisServer, chatBody, postJson, startIris, waitFor } from '../helpers/server.js';
 
 // Two replicas of one model, as an InferencePool would run them, each allowed 2 running requests.
@@ -79,8 +80,14 @@ describe('SGLang metrics and two replicas behind an endpoint picker', () => {
       'sglang:time_to_first_token_seconds': 'histogram',
       'sglang:inter_token_latency_seconds': 'histogram',
       'sglang:e2e_request_latency_seconds': 'histogram',
+      'sglang:cache_config_info': 'gauge',
     };
+    assert.deepEqual(Object.keys(want).sort(), [...SGLANG_METRIC_NAMES].sort(), 'every name the deploy manifests may use is checked here');
     for (const [name, type] of Object.entries(want)) assert.equal(types.get(name), type, name);
+    // The KV cache's shape, as labels, agrees with /get_server_info.
+    const info = (await (await fetch(`${a.baseUrl}/get_server_info`)).json()) as { kv_cache: { page_size: number; total_pages: number } };
+    const samples = parsePrometheus(text);
+    assert.equal(sampleValue(samples, 'sglang:cache_config_info', { ...L, page_size: String(info.kv_cache.page_size), num_pages: String(info.kv_cache.total_pages) }), 1);
     // Iris's own names stay next to them.
     assert.equal(types.get('iris_num_running_reqs'), 'gauge');
     const l = await load(a);

@@ -7,6 +7,8 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { builtinModelPath } from '../../src/cli/builtinModel.js';
+import { playgroundDir } from '../../src/server/playground.js';
 import { SGLANG_METRIC_NAMES } from '../../src/server/sglangMetrics.js';
 import { projectRoot } from '../helpers/paths.js';
 
@@ -481,9 +483,12 @@ test('the final stage runs as a non-root user, the one the pods run as', () => {
   if (podUser !== undefined) assert.equal(podUser, Number(user), 'the pod runs as the image user');
 });
 
-test('the final stage carries the built-in model, and .dockerignore lets the copied files in', () => {
+test('the final stage carries the folders the server reads beside dist/ (built-in model, playground), and .dockerignore lets the copied files in', () => {
   const copies = finalStage.filter((i) => i.op === 'COPY' || i.op === 'ADD');
-  assert.ok(copies.some((i) => /models\/iris-shapes-v1/.test(i.args)), 'models/iris-shapes-v1 copied into the image');
+  // Asked of the server's own code, so a folder it starts to read is checked here too.
+  for (const dir of [builtinModelPath(), playgroundDir()].map((d) => relative(projectRoot, d))) {
+    assert.ok(copies.some((i) => execForm(i.args).filter((a) => !a.startsWith('--')).slice(0, -1).includes(dir)), `${dir} copied into the image`);
+  }
   const fromContext = stages.flat().filter((i) => (i.op === 'COPY' || i.op === 'ADD') && !/--from=/.test(i.args));
   for (const ins of fromContext) {
     const parts = execForm(ins.args).filter((a) => !a.startsWith('--'));

@@ -21,6 +21,8 @@ declare const DataTransfer: any, DragEvent: any, ClipboardEvent: any;
 
 const skipReason = browserSkipReason();
 if (skipReason) process.stderr.write(`${skipReason}\n`);
+// Each test, not the suites, carries the skip, so the runner counts them as skipped.
+const SKIP = { skip: skipReason ?? false };
 
 const MODEL = 'iris-shapes-v1';
 const STAR_HEART = fixturePath('shapes/s20_04_0.png');
@@ -73,24 +75,28 @@ async function send(question: string, files: string[] = []): Promise<{ text: str
 
 const cachedTokens = (stats: string) => Number(/(\d+) cached tokens/.exec(stats)?.[1] ?? NaN);
 
-describe('playground in Chromium', { skip: skipReason ?? false }, () => {
+describe('playground in Chromium', () => {
   let iris: IrisServer;
   before(async () => {
+    if (skipReason) return;
     [iris, browser] = await Promise.all([startIris([], { modelPath: null }), launchBrowser()]);
   });
   after(async () => {
+    if (skipReason) return;
     await Promise.all([browser?.close(), iris?.stop()]);
   });
   beforeEach(async () => {
+    if (skipReason) return;
     await openPage(iris.baseUrl);
   });
   afterEach(async () => {
+    if (skipReason) return;
     const problems = watch.problems();
     await page.close();
     assert.deepEqual(problems, []);
   });
 
-  test('shows the served model; a picture and a follow-up get the API answers', async () => {
+  test('shows the served model; a picture and a follow-up get the API answers', SKIP, async () => {
     await page.getByTestId('model-name').filter({ hasText: MODEL }).waitFor();
     assert.equal(await page.getByTestId('model-name').textContent(), MODEL);
     await greedy();
@@ -119,7 +125,7 @@ describe('playground in Chromium', { skip: skipReason ?? false }, () => {
     assert.ok(cachedTokens(second.stats) > 0, second.stats);
   });
 
-  test('images by drop and paste, several in one message, each removable', async () => {
+  test('images by drop and paste, several in one message, each removable', SKIP, async () => {
     await greedy();
     const b64 = (file: string) => readFileSync(file).toString('base64');
     const dropOrPaste = (kind: 'drop' | 'paste', name: string, data: string) =>
@@ -150,7 +156,7 @@ describe('playground in Chromium', { skip: skipReason ?? false }, () => {
     assert.equal(squash(sent.text), squash(await apiAnswer(iris.baseUrl, [turn])));
   });
 
-  test('stop keeps a partial answer; generation ends and the page stays usable', async () => {
+  test('stop keeps a partial answer; generation ends and the page stays usable', SKIP, async () => {
     await greedy();
     // A long answer: the request is rewritten to ignore the end-of-sequence token.
     await page.route('**/v1/chat/completions', (route) => route.continue({ postData: JSON.stringify({ ...route.request().postDataJSON(), max_tokens: 3000, ignore_eos: true }) }));
@@ -186,7 +192,7 @@ describe('playground in Chromium', { skip: skipReason ?? false }, () => {
     assert.equal(squash(messages[1]!.content as string), squash(partial), 'the partial answer stays in the conversation');
   });
 
-  test('a broken image shows the server message; the message can be fixed and sent', async () => {
+  test('a broken image shows the server message; the message can be fixed and sent', SKIP, async () => {
     await greedy();
     watch.allowStatus(400);
     const dir = mkdtempSync(join(tmpdir(), 'iris-playground-'));
@@ -218,7 +224,7 @@ describe('playground in Chromium', { skip: skipReason ?? false }, () => {
     }
   });
 
-  test('markup in an answer is shown as text and never runs', async () => {
+  test('markup in an answer is shown as text and never runs', SKIP, async () => {
     const pieces = ['Look: <img src=x onerror="window.__pwned = 1">', ' and <scr', 'ipt>window.__pwned = 2</script>', '\n\n**bold** and <b>not bold</b>'];
     const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
       `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 0, model: MODEL, choices: [{ index: 0, delta, finish_reason: null }], ...extra })}\n\n`;
@@ -250,17 +256,19 @@ describe('playground in Chromium', { skip: skipReason ?? false }, () => {
   });
 });
 
-describe('playground in Chromium, with --api-key', { skip: skipReason ?? false }, () => {
+describe('playground in Chromium, with --api-key', () => {
   const KEY = 'open-sesame';
   let iris: IrisServer;
   before(async () => {
+    if (skipReason) return;
     [iris, browser] = await Promise.all([startIris(['--api-key', KEY], { modelPath: null }), launchBrowser()]);
   });
   after(async () => {
+    if (skipReason) return;
     await Promise.all([browser?.close(), iris?.stop()]);
   });
 
-  test('asks for the key, keeps it for the tab session, and chats with it', async () => {
+  test('asks for the key, keeps it for the tab session, and chats with it', SKIP, async () => {
     await openPage(iris.baseUrl);
     try {
       watch.allowStatus(401);

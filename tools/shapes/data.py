@@ -267,15 +267,19 @@ def make_varied_scene(rng, size=None, n=None):
     """A picture drawn less like the others: any width and height from 160 to 400 px, tinted
     backgrounds, shapes from small (18 px across after the image processor's resize) to large,
     slightly turned and reshaped, some with a darker rim, aliased or smooth edges, some JPEG
-    compressed. The position rule and its margin are the same as make_scene's."""
+    compressed. Shape centres follow the position rule with make_scene's margin."""
     W, H = size or random_size(rng, True)
     n = n or rng.choice([1, 1, 2, 2, 2, 3, 3, 3, 4, 4])
     cw, ch = W / 3, H / 3
     r_min = 9 / processed_scale(W, H)  # 9 px radius after the resize: about 1.3 patches across
-    r_max = min(cw, ch) * {1: 0.95, 2: 0.6}.get(n, 0.45)
+    # up to 0.43 of the short side for one shape, filling most of the picture; a shape that
+    # spreads over several cells must still count once
+    r_max = min(cw, ch) * {1: 1.3, 2: 0.9}.get(n, 0.65)
     outline = rng.random() < 0.25
+    # only a shape in the centre cell has room to be large; give lone shapes that cell more often
+    centred = n == 1 and rng.random() < 0.4
     for _attempt in range(100):
-        cells = rng.sample(range(9), n)
+        cells = [4] if centred else rng.sample(range(9), n)
         kinds = rng.sample(SHAPES, n)
         shapes = []
         for cell, kind in zip(cells, kinds):

@@ -206,6 +206,7 @@ async function main(): Promise<void> {
     writeFileSync(values.dump, JSON.stringify({
       stats: Object.fromEntries(stats),
       rows: rows.map(({ check: _c, ...r }) => ({ ...r, size: [scenes[r.picture]!.width, scenes[r.picture]!.height] })),
+      scenes,
     }, null, 1));
   }
 }

@@ -267,7 +267,8 @@ def make_varied_scene(rng, size=None, n=None):
     """A picture drawn less like the others: any width and height from 160 to 400 px, tinted
     backgrounds, shapes from small (18 px across after the image processor's resize) to large,
     slightly turned and reshaped, some with a darker rim, aliased or smooth edges, some JPEG
-    compressed. Shape centres follow the position rule with make_scene's margin."""
+    compressed, shapes anywhere in their cell but its outer sixth (the position rule still holds,
+    with a smaller margin than make_scene's)."""
     W, H = size or random_size(rng, True)
     n = n or rng.choice([1, 1, 2, 2, 2, 3, 3, 3, 4, 4])
     cw, ch = W / 3, H / 3
@@ -284,8 +285,9 @@ def make_varied_scene(rng, size=None, n=None):
         shapes = []
         for cell, kind in zip(cells, kinds):
             row, col = divmod(cell, 3)
-            cx = (col + 0.5 + rng.uniform(-0.12, 0.12)) * cw
-            cy = (row + 0.5 + rng.uniform(-0.12, 0.12)) * ch
+            # anywhere in the cell but its outer sixth: shapes near the picture's edges too
+            cx = (col + 0.5 + rng.uniform(-0.33, 0.33)) * cw
+            cy = (row + 0.5 + rng.uniform(-0.33, 0.33)) * ch
             edge = min(cx, cy, W - cx, H - cy) / 1.25 - 2  # a turned square reaches 1.22 r from its centre
             r = max(r_min, min(edge, rng.uniform(0.16 * min(cw, ch), max(r_max, 0.17 * min(cw, ch)))))
             s = {"shape": kind, "colour": rng.choice(COLOUR_NAMES), "cx": cx, "cy": cy, "r": r,

@@ -7,7 +7,7 @@
  * turned, some with an outline stroke, some with crisp (aliased) edges.
  *
  * Every picture stays unambiguous: shapes never overlap (their bounding circles are apart) and
- * each is at least 20 px across after the image processor's resize (max_pixels 50176, min_pixels
+ * each one's bounding circle is at least 20 px across after the image processor's resize (max_pixels 50176, min_pixels
  * 12544: a 400 x 160 picture becomes 336 x 140, a 400 x 400 one 224 x 224).
  */
 import sharp from 'sharp';

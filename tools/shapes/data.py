@@ -14,6 +14,8 @@ Order rule: descriptions list shapes in the fixed order of SHAPES below
 (circle, square, triangle, star, diamond, hexagon, cross, heart), not by place.
 Within one picture every shape type appears at most once.
 """
+import colorsys
+import io
 import math
 import random
 
@@ -101,6 +103,42 @@ def join_list(items):
 
 # ---------------------------------------------------------------- drawing
 
+# How far each type may turn in varied pictures (degrees): a square turned 45 degrees would be a
+# diamond and a cross an X, so those turn a little; a circle, star or hexagon is the same shape at any angle.
+TURN_LIMIT = {"circle": 0, "square": 15, "triangle": 15, "star": 180, "diamond": 15, "hexagon": 180, "cross": 15, "heart": 15}
+
+
+def varied_polygon(kind, cx, cy, r, form, turn):
+    """shape_polygon with the proportions moved a little (form in [0, 1]) and turned by
+    turn * TURN_LIMIT degrees: a star's inner radius, a cross's arm width, a diamond's width and a
+    triangle's height vary between drawings, so no one set of proportions is learnt as the shape."""
+    if kind == "star":
+        pts = []
+        inner = r * (0.38 + 0.14 * form)
+        for i in range(10):
+            rr = r if i % 2 == 0 else inner
+            ang = -math.pi / 2 + math.pi / 5 * i
+            pts.append((cx + rr * math.cos(ang), cy + rr * math.sin(ang)))
+    elif kind == "cross":
+        a, b = r * 0.9, r * (0.24 + 0.16 * form)
+        pts = [(cx - b, cy - a), (cx + b, cy - a), (cx + b, cy - b), (cx + a, cy - b), (cx + a, cy + b), (cx + b, cy + b),
+               (cx + b, cy + a), (cx - b, cy + a), (cx - b, cy + b), (cx - a, cy + b), (cx - a, cy - b), (cx - b, cy - b)]
+    elif kind == "diamond":
+        w = r * (0.6 + 0.25 * form)
+        pts = [(cx, cy - r), (cx + w, cy), (cx, cy + r), (cx - w, cy)]
+    elif kind == "triangle":
+        h = r * (0.8 + 0.2 * form)
+        pts = [(cx, cy - h), (cx + r, cy + h * 0.8), (cx - r, cy + h * 0.8)]
+    elif kind == "square":
+        a = r * (0.78 + 0.1 * form)
+        pts = [(cx - a, cy - a), (cx + a, cy - a), (cx + a, cy + a), (cx - a, cy + a)]
+    else:
+        pts = shape_polygon(kind, cx, cy, r)
+    ang = math.radians(turn * TURN_LIMIT[kind])
+    ca, sa = math.cos(ang), math.sin(ang)
+    return [(cx + (x - cx) * ca - (y - cy) * sa, cy + (x - cx) * sa + (y - cy) * ca) for x, y in pts]
+
+
 def shape_polygon(kind, cx, cy, r):
     """Outline points of a shape of 'radius' r (half its width) centred at (cx, cy)."""
     if kind == "square":
@@ -142,7 +180,8 @@ def jitter_colour(rng, rgb, amount=14):
 def render(scene, rng):
     """Draws a scene (dict from make_scene) into an RGB PIL image."""
     W, H = scene["size"]
-    ss = 2  # draw at 2x, then downsample: smooth edges
+    # draw at 2x, then downsample: smooth edges; varied pictures also use 1x (hard, aliased edges) to 4x
+    ss = scene.get("supersample", 2)
     bg = jitter_colour(rng, scene["background"], 6)
     img = Image.new("RGB", (W * ss, H * ss), bg)
     d = ImageDraw.Draw(img)
@@ -159,17 +198,27 @@ def render(scene, rng):
             else:
                 d.line([(i, 0), (i, H * ss)], fill=c)
     for s in scene["shapes"]:
-        col = jitter_colour(rng, COLOURS[s["colour"]])
+        col = jitter_colour(rng, COLOURS[s["colour"]], scene.get("colour_jitter", 14))
         cx, cy, r = s["cx"] * ss, s["cy"] * ss, s["r"] * ss
+        line = s.get("outline")  # (darkness, width in output pixels): a darker rim of the shape's own colour
+        rim = None if not line else (tuple(int(c * line[0]) for c in col), max(1, round(line[1] * ss)))
         if s["shape"] == "circle":
-            d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col)
+            d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col, outline=rim and rim[0], width=rim[1] if rim else 1)
         else:
-            d.polygon(shape_polygon(s["shape"], cx, cy, r), fill=col)
-    img = img.resize((W, H), Image.BOX)
+            pts = (varied_polygon(s["shape"], cx, cy, r, s["form"], s["turn"]) if "form" in s
+                   else shape_polygon(s["shape"], cx, cy, r))
+            d.polygon(pts, fill=col)
+            if rim:
+                d.line(pts + pts[:1], fill=rim[0], width=rim[1], joint="curve")
+    img = img.resize((W, H), Image.BOX) if ss > 1 else img
     if scene["texture"] == "noise":
         img = add_noise(img, rng, scene["noise"])
     elif scene["texture"] == "blur":
         img = img.filter(ImageFilter.GaussianBlur(0.8))
+    if scene.get("jpeg"):  # compression blocks and ringing around the edges
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=scene["jpeg"])
+        img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
     return img
 
 
@@ -189,13 +238,78 @@ TRAIN_SIZES = [(168, 168)] * 8 + [(224, 224)] * 5 + [(196, 196), (252, 252), (28
                                                       (224, 168), (168, 224), (320, 240), (240, 320)]
 
 
-def random_size(rng):
+def random_size(rng, varied=False):
+    if varied:  # width and height apart: wide and tall pictures up to 5:2
+        return (rng.randint(160, 400), rng.randint(160, 400))
     if rng.random() < 0.2:  # any size
         return (rng.randint(130, 400), rng.randint(130, 400))
     return rng.choice(TRAIN_SIZES)
 
 
-def make_scene(rng, size=None, n=None):
+def processed_scale(W, H):
+    """How much the image processor (max_pixels 50176, min_pixels 12544) scales a W x H picture."""
+    from processor import smart_resize
+    h, w = smart_resize(H, W, 28, 12544, 50176)
+    return min(w / W, h / H)
+
+
+def tinted_background(rng):
+    """A pale background of any hue, or one of BACKGROUNDS; never close to a shape colour."""
+    if rng.random() < 0.3:
+        return rng.choice(BACKGROUNDS)
+    while True:
+        rgb = tuple(round(255 * c) for c in colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.03, 0.3), rng.uniform(0.8, 1.0)))
+        if min(math.dist(rgb, c) for c in COLOURS.values()) > 100:
+            return rgb
+
+
+def make_varied_scene(rng, size=None, n=None):
+    """A picture drawn less like the others: any width and height from 160 to 400 px, tinted
+    backgrounds, shapes from small (18 px across after the image processor's resize) to large,
+    slightly turned and reshaped, some with a darker rim, aliased or smooth edges, some JPEG
+    compressed, shapes anywhere in their cell but its outer sixth (the position rule still holds,
+    with a smaller margin than make_scene's)."""
+    W, H = size or random_size(rng, True)
+    n = n or rng.choice([1, 1, 2, 2, 2, 3, 3, 3, 4, 4])
+    cw, ch = W / 3, H / 3
+    r_min = 9 / processed_scale(W, H)  # 9 px radius after the resize: about 1.3 patches across
+    # up to 0.43 of the short side for one shape, filling most of the picture; a shape that
+    # spreads over several cells must still count once
+    r_max = min(cw, ch) * {1: 1.3, 2: 0.9}.get(n, 0.65)
+    outline = rng.random() < 0.25
+    # only a shape in the centre cell has room to be large; give lone shapes that cell more often
+    centred = n == 1 and rng.random() < 0.4
+    for _attempt in range(100):
+        cells = [4] if centred else rng.sample(range(9), n)
+        kinds = rng.sample(SHAPES, n)
+        shapes = []
+        for cell, kind in zip(cells, kinds):
+            row, col = divmod(cell, 3)
+            # anywhere in the cell but its outer sixth: shapes near the picture's edges too
+            cx = (col + 0.5 + rng.uniform(-0.33, 0.33)) * cw
+            cy = (row + 0.5 + rng.uniform(-0.33, 0.33)) * ch
+            edge = min(cx, cy, W - cx, H - cy) / 1.25 - 2  # a turned square reaches 1.22 r from its centre
+            r = max(r_min, min(edge, rng.uniform(0.16 * min(cw, ch), max(r_max, 0.17 * min(cw, ch)))))
+            s = {"shape": kind, "colour": rng.choice(COLOUR_NAMES), "cx": cx, "cy": cy, "r": r,
+                 "cell": CELL_NAMES[row][col], "form": rng.random(), "turn": rng.uniform(-1, 1)}
+            if outline:
+                s["outline"] = (rng.uniform(0.35, 0.7), rng.uniform(1, 2.5))
+            shapes.append(s)
+        ok = all(math.hypot(a["cx"] - b["cx"], a["cy"] - b["cy"]) > 1.25 * (a["r"] + b["r"]) + 3
+                 for i, a in enumerate(shapes) for b in shapes[i + 1:])
+        if ok:
+            break
+        r_max *= 0.97  # crowded: try smaller shapes
+    shapes.sort(key=lambda s: SHAPES.index(s["shape"]))
+    return {"size": (W, H), "background": tinted_background(rng),
+            "texture": rng.choice(["plain", "plain", "noise", "noise", "gradient", "blur"]),
+            "noise": rng.randint(3, 12), "shapes": shapes, "supersample": rng.choice([1, 1, 2, 3, 4]),
+            "colour_jitter": 20, "jpeg": rng.randint(30, 90) if rng.random() < 0.3 else None}
+
+
+def make_scene(rng, size=None, n=None, varied=False):
+    if varied:
+        return make_varied_scene(rng, size, n)
     W, H = size or random_size(rng)
     n = n or rng.choice([1, 1, 2, 2, 2, 3, 3, 3, 4, 4])
     bg = rng.choice(BACKGROUNDS)
@@ -404,28 +518,30 @@ def sample_kind(rng):
     return MIX[-1][0]
 
 
-def make_sample(seed, index, kind=None, canonical=False, draw=True):
+def make_sample(seed, index, kind=None, canonical=False, draw=True, varied=0.0):
     """One conversation: {'kind', 'scenes', 'images', 'messages'} where the assistant turns
-    are the training targets. Fully determined by (seed, index)."""
+    are the training targets. Fully determined by (seed, index, varied); `varied` is the share of
+    conversations whose pictures come from make_varied_scene (0: the stream of the earlier stages)."""
     rng = random.Random(seed * 1_000_003 + index)
     kind = kind or sample_kind(rng)
+    vary = varied > 0 and rng.random() < varied
     scenes = []
     if kind in ONE_IMAGE_KINDS:
-        sc = make_scene(rng)
+        sc = make_scene(rng, varied=vary)
         scenes = [sc]
         q, a, info = question(rng, kind, sc, canonical)
         messages = [{"role": "user", "content": user_content(rng, 1, q, True if canonical else None)},
                     {"role": "assistant", "content": a}]
     elif kind in ("diff", "both"):
-        size = random_size(rng)
-        a_sc = make_scene(rng, size)
+        size = random_size(rng, vary)
+        a_sc = make_scene(rng, size, varied=vary)
         if kind == "diff":
             r = rng.random()  # mostly one shape changed; sometimes the same picture, or another one
-            b_sc = a_sc if r < 0.12 else make_scene(rng, size) if r < 0.22 else variant_scene(rng, a_sc)
+            b_sc = a_sc if r < 0.12 else make_scene(rng, size, varied=vary) if r < 0.22 else variant_scene(rng, a_sc)
             q = Q_DIFF[0] if canonical else rng.choice(Q_DIFF)
             ans = diff_answer(a_sc, b_sc)
         else:
-            b_sc = variant_scene(rng, a_sc) if rng.random() < 0.3 else make_scene(rng, size if rng.random() < 0.7 else None)
+            b_sc = variant_scene(rng, a_sc) if rng.random() < 0.3 else make_scene(rng, size if rng.random() < 0.7 else None, varied=vary)
             q = Q_BOTH[0] if canonical else rng.choice(Q_BOTH)
             ans = both_answer(a_sc, b_sc)
         scenes = [a_sc, b_sc]
@@ -438,7 +554,7 @@ def make_sample(seed, index, kind=None, canonical=False, draw=True):
         messages = [{"role": "user", "content": q if rng.random() < 0.7 else [{"type": "text", "text": q}]},
                     {"role": "assistant", "content": a}]
     elif kind == "multiturn":
-        sc = make_scene(rng)
+        sc = make_scene(rng, varied=vary)
         scenes = [sc]
         k1, k2 = rng.sample(ONE_IMAGE_KINDS, 2)
         q1, a1, _ = question(rng, k1, sc)

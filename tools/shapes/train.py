@@ -355,6 +355,8 @@ def main():
     ap.add_argument("--mrope-section", help="M-RoPE sections t,h,w (sum 24); default: the checkpoint's, else SIZE's")
     ap.add_argument("--text-layers", type=int, help="decoder layers; more than the --init-from model's adds new ones on top, "
                     "their output projections zeroed so that the model starts out computing what it did")
+    ap.add_argument("--varied", type=float, default=0.0,
+                    help="share of conversations with pictures from data.make_varied_scene (other sizes, tints, edges, JPEG)")
     ap.add_argument("--mix", help="sample-type weights replacing data.MIX, e.g. describe=0.16,count=0.08,colour=0.19,...")
     args = ap.parse_args()
     if args.mix:
@@ -441,13 +443,13 @@ def main():
         ts = time.time()
         if not pool:
             # 4 batches' worth of conversations, grouped by length so that little is padding
-            group = [data.make_sample(TRAIN_SEED, next_index + j, draw=False) for j in range(4 * args.batch)]
+            group = [data.make_sample(TRAIN_SEED, next_index + j, draw=False, varied=args.varied) for j in range(4 * args.batch)]
             order = sorted(range(len(group)), key=lambda j: (len(group[j]["scenes"]), group[j]["kind"]))
             idx = [next_index + j for j in order]
             pool = [idx[i:i + args.batch] for i in range(0, len(idx), args.batch)]
             random.Random(next_index).shuffle(pool)
             next_index += 4 * args.batch
-        samples = [data.make_sample(TRAIN_SEED, j) for j in pool.pop()]
+        samples = [data.make_sample(TRAIN_SEED, j, varied=args.varied) for j in pool.pop()]
         batch = make_batch(samples, tok, cfg, pp)
         td = time.time() - ts
         lr = lr_at(step, time.time() - t0)

@@ -11,6 +11,7 @@
  * 12544: a 400 x 160 picture becomes 336 x 140, a 400 x 400 one 224 x 224).
  */
 import sharp from 'sharp';
+import { smartResize } from '../../src/models/qwen2_vl/imageProcessing.js';
 
 export const SHAPES = ['circle', 'square', 'triangle', 'star', 'diamond', 'hexagon', 'cross', 'heart'] as const;
 export type ShapeKind = (typeof SHAPES)[number];
@@ -57,23 +58,7 @@ export interface Scene {
 
 /** The Qwen2-VL smart_resize (factor 28, the built-in model's min/max pixels): processed [h, w]. */
 export function processedSize(height: number, width: number, minPixels = 12544, maxPixels = 50176): [number, number] {
-  const f = 28;
-  const roundEven = (x: number) => {
-    const r = Math.round(x);
-    return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-  };
-  let h = roundEven(height / f) * f;
-  let w = roundEven(width / f) * f;
-  if (h * w > maxPixels) {
-    const beta = Math.sqrt((height * width) / maxPixels);
-    h = Math.max(f, Math.floor(height / beta / f) * f);
-    w = Math.max(f, Math.floor(width / beta / f) * f);
-  } else if (h * w < minPixels) {
-    const beta = Math.sqrt(minPixels / (height * width));
-    h = Math.ceil((height * beta) / f) * f;
-    w = Math.ceil((width * beta) / f) * f;
-  }
-  return [h, w];
+  return smartResize(height, width, 28, minPixels, maxPixels);
 }
 
 type Rng = () => number;

@@ -84,6 +84,16 @@ export interface EngineStats {
   preemptions: number;
 }
 
+/** Share of KV pages held by running requests (0 when there are none). */
+export function kvUsageRatio(s: EngineStats): number {
+  return s.totalPages ? s.usedPages / s.totalPages : 0;
+}
+
+/** Share of prompt tokens served from the prefix cache since start. */
+export function prefixHitRate(s: EngineStats): number {
+  return s.promptTokens ? s.cachedPromptTokens / s.promptTokens : 0;
+}
+
 export interface ModelInfo {
   architecture: string;
   modelType: string;

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { EngineStats } from '../engine/messages.js';
+import { kvUsageRatio, type EngineStats } from '../engine/messages.js';
 import { SglangMetrics } from './sglangMetrics.js';
 
 /** Prometheus metrics of the server (GET /metrics). */
@@ -44,7 +44,7 @@ export class ServerMetrics {
   scrape(s: EngineStats): void {
     this.running.set(s.running);
     this.queued.set(s.waiting);
-    this.kvUsage.set(s.totalPages ? s.usedPages / s.totalPages : 0);
+    this.kvUsage.set(kvUsageRatio(s));
     this.kvCached.set(s.totalPages ? s.cachedPages / s.totalPages : 0);
     this.sglang.scrape(s);
   }

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { EngineStats } from '../engine/messages.js';
+import { kvUsageRatio, prefixHitRate, type EngineStats } from '../engine/messages.js';
 
 /**
  * The metrics SGLang exports, under its names and its `model_name` label, so that dashboards and
@@ -112,8 +112,8 @@ export class SglangMetrics {
     this.cacheConfig.set({ ...this.labels, page_size: String(s.pageSize), num_pages: String(s.totalPages) }, 1);
     this.running.set(this.labels, s.running);
     this.queued.set(this.labels, s.waiting);
-    this.tokenUsage.set(this.labels, s.totalPages ? s.usedPages / s.totalPages : 0);
-    this.cacheHitRate.set(this.labels, s.promptTokens ? s.cachedPromptTokens / s.promptTokens : 0);
+    this.tokenUsage.set(this.labels, kvUsageRatio(s));
+    this.cacheHitRate.set(this.labels, prefixHitRate(s));
     this.forget(now);
     const tokens = this.recent.reduce((sum, r) => sum + r.tokens, 0);
     this.genThroughput.set(this.labels, tokens / (THROUGHPUT_WINDOW_MS / 1000));

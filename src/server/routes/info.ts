@@ -1,5 +1,6 @@
 import { FastifyReply } from 'fastify';
 import { IrisError } from '../../errors.js';
+import { kvUsageRatio, prefixHitRate } from '../../engine/messages.js';
 import { ServerContext } from '../context.js';
 import { errorBody } from '../errors.js';
 
@@ -75,13 +76,13 @@ export async function serverInfo(ctx: ServerContext) {
       used_pages: stats.usedPages,
       cached_pages: stats.cachedPages,
       total_tokens: stats.totalPages * stats.pageSize,
-      usage: stats.totalPages ? stats.usedPages / stats.totalPages : 0,
+      usage: kvUsageRatio(stats),
     },
     prefix_cache: {
       enabled: !ctx.opts.disableRadixCache,
       prompt_tokens: stats.promptTokens,
       cached_prompt_tokens: stats.cachedPromptTokens,
-      hit_rate: stats.promptTokens ? stats.cachedPromptTokens / stats.promptTokens : 0,
+      hit_rate: prefixHitRate(stats),
     },
     vision_cache: { hits: stats.visionCacheHits, misses: stats.visionCacheMisses },
     preemptions: stats.preemptions,

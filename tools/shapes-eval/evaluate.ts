@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { rng } from '../../test/helpers/rng.js';
-import { COLOUR_NAMES, SHAPES, makeScene, processedSize, renderPng, type Scene } from './svgScene.js';
+import { COLOUR_NAMES, SHAPES, makeScene, referenceSize, renderPng, type Scene } from './svgScene.js';
 
 const article = (w: string) => ('aeiou'.includes(w[0]!) ? 'an' : 'a');
 const phrase = (c: string, k: string) => `${article(c)} ${c} ${k}`;
@@ -121,13 +121,13 @@ function startServer(modelPath: string): Promise<{ proc: ChildProcess; url: stri
 
 /** Bucket labels for the breakdown: where the failures concentrate. */
 function traits(scene: Scene): Record<string, string> {
-  const [ph, pw] = processedSize(scene.height, scene.width);
+  const [ph, pw] = referenceSize(scene.height, scene.width);
   const scale = Math.min(pw / scene.width, ph / scene.height);
   const smallest = Math.min(...scene.shapes.map((s) => 2 * s.r * scale));
   const ratio = scene.width / scene.height;
   return {
     shapes: String(scene.shapes.length),
-    'smallest shape (processed px across)': smallest < 30 ? '20-30' : smallest < 45 ? '30-45' : '45+',
+    'smallest shape (px across at the reference resize)': smallest < 30 ? '20-30' : smallest < 45 ? '30-45' : '45+',
     aspect: ratio > 1.4 ? 'wide (>1.4)' : ratio < 1 / 1.4 ? 'tall (<1/1.4)' : 'near square',
     outline: scene.stroke ? 'yes' : 'no',
     edges: scene.crisp ? 'crisp' : 'smooth',

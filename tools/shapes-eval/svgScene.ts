@@ -7,8 +7,9 @@
  * turned, some with an outline stroke, some with crisp (aliased) edges.
  *
  * Every picture stays unambiguous: shapes never overlap (their bounding circles are apart) and
- * each one's bounding circle is at least 20 px across after the image processor's resize (max_pixels 50176, min_pixels
- * 12544: a 400 x 160 picture becomes 336 x 140, a 400 x 400 one 224 x 224).
+ * each one's bounding circle is at least 20 px across after a reference resize (Qwen2-VL's smart_resize with
+ * max_pixels 50176, min_pixels 12544: a 400 x 160 picture becomes 336 x 140, a 400 x 400 one 224 x 224). The
+ * reference is fixed, not read from the model, so every model is measured on the same pictures.
  */
 import sharp from 'sharp';
 import { smartResize } from '../../src/models/qwen2_vl/imageProcessing.js';
@@ -56,9 +57,9 @@ export interface Scene {
   shapes: Shape[];
 }
 
-/** The Qwen2-VL smart_resize (factor 28, the built-in model's min/max pixels): processed [h, w]. */
-export function processedSize(height: number, width: number, minPixels = 12544, maxPixels = 50176): [number, number] {
-  return smartResize(height, width, 28, minPixels, maxPixels);
+/** The reference resize that sizes are measured in: [h, w]. */
+export function referenceSize(height: number, width: number): [number, number] {
+  return smartResize(height, width, 28, 12544, 50176);
 }
 
 type Rng = () => number;
@@ -99,9 +100,9 @@ export function makeScene(rand: Rng, n?: number): Scene {
   const width = 160 + Math.floor(rand() * 241);
   const height = 160 + Math.floor(rand() * 241);
   const count = n ?? 1 + Math.floor(rand() * 4);
-  const [ph, pw] = processedSize(height, width);
-  const scale = Math.min(pw / width, ph / height); // canvas px -> processed px
-  const minR = 10 / scale; // 20 processed px across
+  const [ph, pw] = referenceSize(height, width);
+  const scale = Math.min(pw / width, ph / height); // canvas px -> reference px
+  const minR = 10 / scale; // 20 reference px across
   const short = Math.min(width, height);
   const maxR = Math.max(minR * 1.2, short * (count === 1 ? 0.4 : count === 2 ? 0.3 : 0.22));
   const kinds = sample(rand, SHAPES, count);

@@ -68,12 +68,14 @@ def chat(url, messages, max_tokens=data.MAX_ANSWER_TOKENS):
     raise err
 
 
-def build_items(n, seed):
-    """(category, images, question, expected, checker-info) for the whole evaluation."""
+def build_items(n, seed, varied=False):
+    """(category, images, question, expected, checker-info) for the whole evaluation; with `varied`,
+    pictures as make_varied_scene draws them for training (any size, small to large shapes)."""
     items = []
+    size = None if varied else (224, 224)
     for i in range(n):
         rng = random.Random(seed * 7919 + i)
-        sc = data.make_scene(rng, size=(224, 224))
+        sc = data.make_scene(rng, size=size, varied=varied)
         img = data.render(sc, rng)
         truth = [(s["colour"], s["shape"]) for s in sc["shapes"]]
         items.append(("describe", [img], rng.choice(data.Q_DESCRIBE[:2]), data.describe(sc), {"pairs": sorted(truth)}))
@@ -96,7 +98,7 @@ def build_items(n, seed):
                           {"first": sorted((s["colour"], s["shape"]) for s in sc["shapes"]),
                            "second": sorted((s["colour"], s["shape"]) for s in b_sc["shapes"])}))
         else:
-            b_sc = data.make_scene(rng, size=(224, 224))
+            b_sc = data.make_scene(rng, size=size, varied=varied)
             b_img = data.render(b_sc, rng)
             items.append(("two_image_describe", [img, b_img], data.Q_BOTH[0], data.both_answer(sc, b_sc),
                           {"first": sorted((s["colour"], s["shape"]) for s in sc["shapes"]),
@@ -205,6 +207,7 @@ def main():
     ap.add_argument("-n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=EVAL_SEED)
     ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--varied", action="store_true", help="pictures drawn as the varied training pictures are")
     ap.add_argument("--dump", help="write every question, expected and actual answer to this JSON file")
     args = ap.parse_args()
     proc = None
@@ -212,7 +215,7 @@ def main():
         proc, args.url = start_server(args.start_server, args.root)
         print("server", args.url, flush=True)
     try:
-        items = build_items(args.n, args.seed)
+        items = build_items(args.n, args.seed, args.varied)
         t0 = time.time()
         with cf.ThreadPoolExecutor(args.concurrency) as ex:
             answers = list(ex.map(lambda it: chat(args.url, openai_messages(it[1], it[2])), items))
@@ -237,7 +240,7 @@ def main():
             st[2] += 1
         rows.append({"category": cat, "question": q, "expected": exp, "answer": ans, "correct": ok, "exact": exact,
                      "right_image": right})
-    print(f"{len(items)} requests in {took:.0f}s  (seed {args.seed}, {args.n} pictures)")
+    print(f"{len(items)} requests in {took:.0f}s  (seed {args.seed}, {args.n} {'varied ' if args.varied else ''}pictures)")
     print(f"{'category':26s} {'correct':>8s} {'exact':>8s} {'n':>5s}  right image")
     for cat, (ok, ex_, n, right) in stats.items():
         extra = f"  {100 * right / n:7.1f}%" if cat in ("two_image_diff", "two_image_describe") else ""

@@ -273,13 +273,13 @@ def loss_fn(model, batch, aux=None):
 
 # ------------------------------------------------------------------ export
 
-def export(model, cfg, tok, out):
+def export(model, cfg, tok, out, pp=PREPROCESSOR):
     os.makedirs(out, exist_ok=True)
     tok.save(out, CHAT_TEMPLATE)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
-        json.dump(PREPROCESSOR, f, indent=2)
+        json.dump(pp, f, indent=2)
     with open(os.path.join(out, "generation_config.json"), "w") as f:
         json.dump({"bos_token_id": cfg["bos_token_id"], "pad_token_id": cfg["pad_token_id"], "do_sample": False,
                    "eos_token_id": [cfg["eos_token_id"], cfg["bos_token_id"]]}, f, indent=2)
@@ -355,6 +355,8 @@ def main():
     ap.add_argument("--mrope-section", help="M-RoPE sections t,h,w (sum 24); default: the checkpoint's, else SIZE's")
     ap.add_argument("--text-layers", type=int, help="decoder layers; more than the --init-from model's adds new ones on top, "
                     "their output projections zeroed so that the model starts out computing what it did")
+    ap.add_argument("--min-pixels", type=int, help="image processor min_pixels (default: PREPROCESSOR's)")
+    ap.add_argument("--max-pixels", type=int, help="image processor max_pixels (default: PREPROCESSOR's)")
     ap.add_argument("--varied", type=float, default=0.0,
                     help="share of conversations with pictures from data.make_varied_scene (other sizes, tints, edges, JPEG)")
     ap.add_argument("--mix", help="sample-type weights replacing data.MIX, e.g. describe=0.16,count=0.08,colour=0.19,...")
@@ -394,7 +396,12 @@ def main():
         tok = build_tokenizer()
         tok.save(tok_dir, CHAT_TEMPLATE)
     cfg = make_config(tok, SIZE)
-    pp = PREPROCESSOR
+    pp = dict(PREPROCESSOR)
+    if args.min_pixels:
+        pp["min_pixels"] = args.min_pixels
+    if args.max_pixels:
+        pp["max_pixels"] = args.max_pixels
+    print("pixels", pp["min_pixels"], pp["max_pixels"], flush=True)
     model = Qwen25VL(cfg)
     model.init_weights()
     n_params = sum(p.numel() for p in model.parameters())
@@ -424,7 +431,7 @@ def main():
         next_index0 = st["next_index"]
         print(f"initialised from {args.init_from} (step {st['step']}, {st['elapsed']:.0f}s)", flush=True)
     if args.export_only:
-        export(model, cfg, tok, args.out)
+        export(model, cfg, tok, args.out, pp)
         print("exported", args.out)
         return
 
@@ -478,7 +485,7 @@ def main():
                 "elapsed": time.time() - t0, "next_index": next_index, "aux": aux.state_dict() if aux else None,
                 "mrope_section": SIZE["mrope_section"]}, ckpt)
     model.eval()
-    export(model, cfg, tok, args.out)
+    export(model, cfg, tok, args.out, pp)
     print(f"done: {step} steps in {time.time() - t0:.0f}s; exported {args.out}", flush=True)
 
 

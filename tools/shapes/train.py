@@ -330,9 +330,10 @@ def load_init(source):
     if not os.path.isdir(source):
         return torch.load(source)
     cfg = json.load(open(os.path.join(source, "config.json")))
+    pp = json.load(open(os.path.join(source, "preprocessor_config.json")))
     sd = folder_state_dict(source)
     return {"model": sd, "aux": None, "step": 0, "elapsed": 0.0, "next_index": 10_000_000,
-            "mrope_section": cfg["rope_scaling"]["mrope_section"]}
+            "mrope_section": cfg["rope_scaling"]["mrope_section"], "pixels": [pp["min_pixels"], pp["max_pixels"]]}
 
 
 # ------------------------------------------------------------------ main
@@ -355,8 +356,8 @@ def main():
     ap.add_argument("--mrope-section", help="M-RoPE sections t,h,w (sum 24); default: the checkpoint's, else SIZE's")
     ap.add_argument("--text-layers", type=int, help="decoder layers; more than the --init-from model's adds new ones on top, "
                     "their output projections zeroed so that the model starts out computing what it did")
-    ap.add_argument("--min-pixels", type=int, help="image processor min_pixels (default: PREPROCESSOR's)")
-    ap.add_argument("--max-pixels", type=int, help="image processor max_pixels (default: PREPROCESSOR's)")
+    ap.add_argument("--min-pixels", type=int, help="image processor min_pixels (default: the checkpoint's, else PREPROCESSOR's)")
+    ap.add_argument("--max-pixels", type=int, help="image processor max_pixels (default: the checkpoint's, else PREPROCESSOR's)")
     ap.add_argument("--varied", type=float, default=0.0,
                     help="share of conversations with pictures from data.make_varied_scene (other sizes, tints, edges, JPEG)")
     ap.add_argument("--mix", help="sample-type weights replacing data.MIX, e.g. describe=0.16,count=0.08,colour=0.19,...")
@@ -396,7 +397,12 @@ def main():
         tok = build_tokenizer()
         tok.save(tok_dir, CHAT_TEMPLATE)
     cfg = make_config(tok, SIZE)
+    # image size: the flags, else what the checkpoint was trained with, else PREPROCESSOR's
     pp = dict(PREPROCESSOR)
+    source = ckpt if os.path.exists(ckpt) and not args.fresh else args.init_from
+    saved = load_init(source).get("pixels") if source else None
+    if saved:
+        pp["min_pixels"], pp["max_pixels"] = saved
     if args.min_pixels:
         pp["min_pixels"] = args.min_pixels
     if args.max_pixels:
@@ -478,12 +484,12 @@ def main():
         if step % args.ckpt_every == 0:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                         "elapsed": time.time() - t0, "next_index": next_index,
-                        "aux": aux.state_dict() if aux else None, "mrope_section": SIZE["mrope_section"]},
+                        "aux": aux.state_dict() if aux else None, "mrope_section": SIZE["mrope_section"], "pixels": [pp["min_pixels"], pp["max_pixels"]]},
                        ckpt + ".tmp")
             os.replace(ckpt + ".tmp", ckpt)
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
                 "elapsed": time.time() - t0, "next_index": next_index, "aux": aux.state_dict() if aux else None,
-                "mrope_section": SIZE["mrope_section"]}, ckpt)
+                "mrope_section": SIZE["mrope_section"], "pixels": [pp["min_pixels"], pp["max_pixels"]]}, ckpt)
     model.eval()
     export(model, cfg, tok, args.out, pp)
     print(f"done: {step} steps in {time.time() - t0:.0f}s; exported {args.out}", flush=True)

@@ -367,20 +367,19 @@ def main():
         assert abs(sum(w for _, w in data.MIX) - 1) < 1e-6, "--mix weights must sum to 1"
         print("mix", data.MIX, flush=True)
     ckpt = os.path.join(args.work, "ckpt.pt")
+    resume = os.path.exists(ckpt) and not args.fresh
+    # what training starts from, read once: this run's checkpoint, else --init-from, else nothing
+    source = ckpt if resume else args.init_from
+    start = load_init(source) if source else None
     # M-RoPE sections: the flag, else those the checkpoint was trained with, else SIZE's.
     if args.mrope_section:
         SIZE["mrope_section"] = [int(x) for x in args.mrope_section.split(",")]
-    else:
-        source = ckpt if os.path.exists(ckpt) and not args.fresh else args.init_from
-        saved = load_init(source).get("mrope_section") if source else None
-        if saved:
-            SIZE["mrope_section"] = list(saved)
+    elif start and start.get("mrope_section"):
+        SIZE["mrope_section"] = list(start["mrope_section"])
     if args.text_layers:
         SIZE["text_layers"] = args.text_layers
-    else:
-        source = ckpt if os.path.exists(ckpt) and not args.fresh else args.init_from
-        if source:
-            SIZE["text_layers"] = decoder_layers(load_init(source)["model"])
+    elif start:
+        SIZE["text_layers"] = decoder_layers(start["model"])
     assert sum(SIZE["mrope_section"]) == SIZE["text_hidden"] // SIZE["text_heads"] // 2, "M-RoPE sections must sum to head_dim / 2"
     print("mrope_section", SIZE["mrope_section"], flush=True)
     torch.set_num_threads(args.threads)
@@ -399,10 +398,8 @@ def main():
     cfg = make_config(tok, SIZE)
     # image size: the flags, else what the checkpoint was trained with, else PREPROCESSOR's
     pp = dict(PREPROCESSOR)
-    source = ckpt if os.path.exists(ckpt) and not args.fresh else args.init_from
-    saved = load_init(source).get("pixels") if source else None
-    if saved:
-        pp["min_pixels"], pp["max_pixels"] = saved
+    if start and start.get("pixels"):
+        pp["min_pixels"], pp["max_pixels"] = start["pixels"]
     if args.min_pixels:
         pp["min_pixels"] = args.min_pixels
     if args.max_pixels:
@@ -420,8 +417,8 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98), eps=1e-8)
     step, elapsed0, next_index0 = 0, 0.0, 0
-    if os.path.exists(ckpt) and not args.fresh:
-        st = torch.load(ckpt)
+    if resume:
+        st = start
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         if aux is not None and "aux" in st:
@@ -429,7 +426,7 @@ def main():
         step, elapsed0, next_index0 = st["step"], st["elapsed"], st["next_index"]
         print(f"resumed at step {step}", flush=True)
     elif args.init_from:
-        st = load_init(args.init_from)
+        st = start
         grow_decoder(model, st["model"])
         if aux is not None and st.get("aux"):
             aux.load_state_dict(st["aux"], strict=False)  # an earlier run may lack the position probe

@@ -132,11 +132,62 @@ def varied_polygon(kind, cx, cy, r, form, turn):
     elif kind == "square":
         a = r * (0.78 + 0.1 * form)
         pts = [(cx - a, cy - a), (cx + a, cy - a), (cx + a, cy + a), (cx - a, cy + a)]
+    elif kind == "hexagon":
+        w = 0.9 + 0.2 * form
+        pts = [(cx + w * r * math.cos(math.pi / 3 * i), cy + r * math.sin(math.pi / 3 * i)) for i in range(6)]
+    elif kind == "heart":
+        pts = heart_outline(cx, cy, r, lobes=form, notch=(form * 7.31) % 1)
     else:
         pts = shape_polygon(kind, cx, cy, r)
+    # a second draw from form, independent enough of the first: rounded corners on some shapes
+    # (a square with rounded corners is still a square)
+    corner = (form * 13.7) % 1
+    if kind in ROUNDABLE and corner > 0.55:
+        pts = round_corners(pts, r * ROUNDABLE[kind] * (corner - 0.55) / 0.45)
     ang = math.radians(turn * TURN_LIMIT[kind])
     ca, sa = math.cos(ang), math.sin(ang)
     return [(cx + (x - cx) * ca - (y - cy) * sa, cy + (x - cx) * sa + (y - cy) * ca) for x, y in pts]
+
+
+# The largest corner radius (times the shape's r) each type may get in varied pictures; a star's points
+# and a heart's tip stay sharp, and circles have no corners.
+ROUNDABLE = {"square": 0.3, "triangle": 0.18, "diamond": 0.15, "hexagon": 0.12, "cross": 0.12}
+
+
+def round_corners(pts, rad, steps=5):
+    """The polygon with every corner replaced by a quadratic curve that starts and ends up to rad
+    along its two edges (at most a third of each edge), convex and concave corners alike."""
+    out = []
+    n = len(pts)
+    for i in range(n):
+        p, a, b = pts[i], pts[i - 1], pts[(i + 1) % n]
+        la, lb = math.dist(p, a), math.dist(p, b)
+        t = min(rad, la / 3, lb / 3)
+        s = (p[0] + (a[0] - p[0]) * t / la, p[1] + (a[1] - p[1]) * t / la)
+        e = (p[0] + (b[0] - p[0]) * t / lb, p[1] + (b[1] - p[1]) * t / lb)
+        for k in range(steps + 1):
+            u = k / steps
+            out.append(((1 - u) ** 2 * s[0] + 2 * u * (1 - u) * p[0] + u * u * e[0],
+                        (1 - u) ** 2 * s[1] + 2 * u * (1 - u) * p[1] + u * u * e[1]))
+    return out
+
+
+def heart_outline(cx, cy, r, lobes, notch):
+    """A heart whose lobes are fuller or thinner (lobes in [0, 1]) and whose top notch is deeper or
+    shallower (notch in [0, 1]) than shape_polygon's, fitted to the same width."""
+    power = 3 - 1.2 * lobes  # sin^p: a smaller power gives rounder, fuller lobes
+    dip = 5 * (0.6 + 0.8 * notch)
+    raw = []
+    for i in range(64):
+        t = 2 * math.pi * i / 64
+        st = math.sin(t)
+        x = 16 * math.copysign(abs(st) ** power, st)
+        y = 13 * math.cos(t) - dip * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)
+        raw.append((x, y))
+    ys = [y for _, y in raw]
+    mid = (max(ys) + min(ys)) / 2
+    k = r / 16.5
+    return [(cx + x * k, cy - (y - mid) * k) for x, y in raw]
 
 
 def shape_polygon(kind, cx, cy, r):
@@ -289,7 +340,10 @@ def make_varied_scene(rng, size=None, n=None):
             cx = (col + 0.5 + rng.uniform(-0.33, 0.33)) * cw
             cy = (row + 0.5 + rng.uniform(-0.33, 0.33)) * ch
             edge = min(cx, cy, W - cx, H - cy) / 1.25 - 2  # a turned square reaches 1.22 r from its centre
-            r = max(r_min, min(edge, rng.uniform(0.16 * min(cw, ch), max(r_max, 0.17 * min(cw, ch)))))
+            # a quarter of the shapes drawn from the small end, where shapes are hardest to tell apart
+            lo = 0.0 if rng.random() < 0.25 else 0.16 * min(cw, ch)
+            hi = 0.2 * min(cw, ch) if lo == 0.0 else max(r_max, 0.17 * min(cw, ch))
+            r = max(r_min, min(edge, rng.uniform(max(lo, r_min), max(hi, r_min))))
             s = {"shape": kind, "colour": rng.choice(COLOUR_NAMES), "cx": cx, "cy": cy, "r": r,
                  "cell": CELL_NAMES[row][col], "form": rng.random(), "turn": rng.uniform(-1, 1)}
             if outline:

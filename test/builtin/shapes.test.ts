@@ -15,7 +15,7 @@ import { IrisServer, startIris } from '../helpers/server.js';
 
 /**
  * Categories the built-in model answers well on 200 new pictures (tools/shapes/README.md):
- * describe 98.5%, colour 100%, count 99%, greetings 100%. Answers about two pictures describe
+ * describe 99.5%, colour 100%, count 99.5%, greetings 100%. Answers about two pictures describe
  * them in turn, every shape right 97% of the time, and keep the pictures apart 99-100% of the time: the
  * test asserts the latter.
  */

@@ -323,10 +323,11 @@ def make_varied_scene(rng, size=None, n=None):
     W, H = size or random_size(rng, True)
     n = n or rng.choice([1, 1, 2, 2, 2, 3, 3, 3, 4, 4])
     cw, ch = W / 3, H / 3
+    short = min(cw, ch)
     r_min = 9 / processed_scale(W, H)  # 9 px radius after the resize: about 1.3 patches across
     # up to 0.43 of the short side for one shape, filling most of the picture; a shape that
     # spreads over several cells must still count once
-    r_max = min(cw, ch) * {1: 1.3, 2: 0.9}.get(n, 0.65)
+    r_max = short * {1: 1.3, 2: 0.9}.get(n, 0.65)
     outline = rng.random() < 0.25
     # only a shape in the centre cell has room to be large; give lone shapes that cell more often
     centred = n == 1 and rng.random() < 0.4
@@ -341,8 +342,8 @@ def make_varied_scene(rng, size=None, n=None):
             cy = (row + 0.5 + rng.uniform(-0.33, 0.33)) * ch
             edge = min(cx, cy, W - cx, H - cy) / 1.25 - 2  # a turned square reaches 1.22 r from its centre
             # a quarter of the shapes drawn from the small end, where shapes are hardest to tell apart
-            lo = 0.0 if rng.random() < 0.25 else 0.16 * min(cw, ch)
-            hi = 0.2 * min(cw, ch) if lo == 0.0 else max(r_max, 0.17 * min(cw, ch))
+            small = rng.random() < 0.25
+            lo, hi = (0.0, 0.2 * short) if small else (0.16 * short, max(r_max, 0.17 * short))
             r = max(r_min, min(edge, rng.uniform(max(lo, r_min), max(hi, r_min))))
             s = {"shape": kind, "colour": rng.choice(COLOUR_NAMES), "cx": cx, "cy": cy, "r": r,
                  "cell": CELL_NAMES[row][col], "form": rng.random(), "turn": rng.uniform(-1, 1)}

@@ -449,6 +449,15 @@ def main():
     hist = []
     pool = []
     next_index = next_index0
+
+    def save_checkpoint():
+        """Everything a resumed run or an export needs; written aside and renamed, so a cut-off
+        run never leaves half a file."""
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "elapsed": time.time() - t0, "next_index": next_index, "aux": aux.state_dict() if aux else None,
+                    "mrope_section": SIZE["mrope_section"], "pixels": [pp["min_pixels"], pp["max_pixels"]]}, ckpt + ".tmp")
+        os.replace(ckpt + ".tmp", ckpt)
+
     while step < args.steps and time.time() - t0 < args.time_budget:
         ts = time.time()
         if not pool:
@@ -479,14 +488,8 @@ def main():
             print(f"step {step} loss {l:.4f} tok_acc {a:.4f} aux {x:.4f} lr {lr:.2e} gnorm {gn:.2f} "
                   f"L {batch['ids'].shape[1]} data {td:.2f}s step {time.time() - ts:.2f}s elapsed {time.time() - t0:.0f}s", flush=True)
         if step % args.ckpt_every == 0:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                        "elapsed": time.time() - t0, "next_index": next_index,
-                        "aux": aux.state_dict() if aux else None, "mrope_section": SIZE["mrope_section"], "pixels": [pp["min_pixels"], pp["max_pixels"]]},
-                       ckpt + ".tmp")
-            os.replace(ckpt + ".tmp", ckpt)
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                "elapsed": time.time() - t0, "next_index": next_index, "aux": aux.state_dict() if aux else None,
-                "mrope_section": SIZE["mrope_section"], "pixels": [pp["min_pixels"], pp["max_pixels"]]}, ckpt)
+            save_checkpoint()
+    save_checkpoint()
     model.eval()
     export(model, cfg, tok, args.out, pp)
     print(f"done: {step} steps in {time.time() - t0:.0f}s; exported {args.out}", flush=True)

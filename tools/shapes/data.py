@@ -251,8 +251,12 @@ def render(scene, rng):
     for s in scene["shapes"]:
         col = jitter_colour(rng, COLOURS[s["colour"]], scene.get("colour_jitter", 14))
         cx, cy, r = s["cx"] * ss, s["cy"] * ss, s["r"] * ss
-        line = s.get("outline")  # (darkness, width in output pixels): a darker rim of the shape's own colour
-        rim = None if not line else (tuple(int(c * line[0]) for c in col), max(1, round(line[1] * ss)))
+        # (darkness, width in output pixels, grey): a rim of the shape's own colour made darker, or,
+        # when grey is set, a near-black pen line as people draw round shapes
+        line = s.get("outline")
+        rim = None if not line else (
+            tuple(int(c * line[0]) for c in col) if line[2] is None else (line[2],) * 3,
+            max(1, round(line[1] * ss)))
         if s["shape"] == "circle":
             d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col, outline=rim and rim[0], width=rim[1] if rim else 1)
         else:
@@ -317,7 +321,7 @@ def tinted_background(rng):
 def make_varied_scene(rng, size=None, n=None):
     """A picture drawn less like the others: any width and height from 160 to 400 px, tinted
     backgrounds, shapes from small (18 px across after the image processor's resize) to large,
-    slightly turned and reshaped, some with a darker rim, aliased or smooth edges, some JPEG
+    slightly turned and reshaped, some with a darker or near-black rim, aliased or smooth edges, some JPEG
     compressed, shapes anywhere in their cell but its outer sixth (the position rule still holds,
     with a smaller margin than make_scene's)."""
     W, H = size or random_size(rng, True)
@@ -328,7 +332,8 @@ def make_varied_scene(rng, size=None, n=None):
     # up to 0.43 of the short side for one shape, filling most of the picture; a shape that
     # spreads over several cells must still count once
     r_max = short * {1: 1.3, 2: 0.9}.get(n, 0.65)
-    outline = rng.random() < 0.25
+    outline = rng.random() < 0.35
+    grey_rim = rng.randint(15, 75) if outline and rng.random() < 0.5 else None
     # only a shape in the centre cell has room to be large; give lone shapes that cell more often
     centred = n == 1 and rng.random() < 0.4
     for _attempt in range(100):
@@ -348,7 +353,7 @@ def make_varied_scene(rng, size=None, n=None):
             s = {"shape": kind, "colour": rng.choice(COLOUR_NAMES), "cx": cx, "cy": cy, "r": r,
                  "cell": CELL_NAMES[row][col], "form": rng.random(), "turn": rng.uniform(-1, 1)}
             if outline:
-                s["outline"] = (rng.uniform(0.35, 0.7), rng.uniform(1, 2.5))
+                s["outline"] = (rng.uniform(0.35, 0.7), rng.uniform(1, 3 if grey_rim else 2.5), grey_rim)
             shapes.append(s)
         ok = all(math.hypot(a["cx"] - b["cx"], a["cy"] - b["cy"]) > 1.25 * (a["r"] + b["r"]) + 3
                  for i, a in enumerate(shapes) for b in shapes[i + 1:])
